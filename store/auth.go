@@ -1,0 +1,166 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/perspektiva/walletd/auth"
+)
+
+// AuthStore implements auth.Store on the database.
+func (db *DB) AuthStore() auth.Store { return authStore{db} }
+
+type authStore struct{ db *DB }
+
+func authNotFound(err error) error {
+	if errors.Is(err, sql.ErrNoRows) {
+		return auth.ErrNotFound
+	}
+	return err
+}
+
+func (s authStore) InsertPartner(ctx context.Context, p auth.Partner, c auth.Client) error {
+	return s.db.inTx(ctx, s.db.write, nil, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx,
+			`INSERT INTO partners (id, name, status, webhook_url, webhook_secret, created_at) VALUES ($1, $2, $3, $4, $5, $6)`,
+			p.ID, p.Name, string(p.Status), p.WebhookURL, p.WebhookSecret, micros(p.CreatedAt)); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx,
+			`INSERT INTO oauth_clients (id, partner_id, secret_hash, status, created_at) VALUES ($1, $2, $3, $4, $5)`,
+			c.ID, c.PartnerID, c.SecretHash, string(c.Status), micros(c.CreatedAt))
+		return err
+	})
+}
+
+const partnerColumns = `p.id, p.name, p.status, p.webhook_url, p.webhook_secret, p.created_at`
+
+func scanPartner(dest []any, p *auth.Partner, created *int64) []any {
+	return append(dest, &p.ID, &p.Name, &p.Status, &p.WebhookURL, &p.WebhookSecret, created)
+}
+
+func (s authStore) Partner(ctx context.Context, id uuid.UUID) (auth.Partner, error) {
+	var (
+		p       auth.Partner
+		created int64
+	)
+	err := s.db.read.QueryRowContext(ctx, `SELECT `+partnerColumns+` FROM partners p WHERE p.id = $1`, id).
+		Scan(scanPartner(nil, &p, &created)...)
+	p.CreatedAt = fromMicros(created)
+	return p, authNotFound(err)
+}
+
+func (s authStore) HasPartners(ctx context.Context) (bool, error) {
+	var one int
+	err := s.db.read.QueryRowContext(ctx, `SELECT 1 FROM partners LIMIT 1`).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+func (s authStore) SetPartnerStatus(ctx context.Context, id uuid.UUID, st auth.Status) error {
+	res, err := s.db.write.ExecContext(ctx, `UPDATE partners SET status = $1 WHERE id = $2`, string(st), id)
+	return authAffected(res, err)
+}
+
+func (s authStore) SetClientStatus(ctx context.Context, clientID string, st auth.Status) error {
+	res, err := s.db.write.ExecContext(ctx, `UPDATE oauth_clients SET status = $1 WHERE id = $2`, string(st), clientID)
+	return authAffected(res, err)
+}
+
+func authAffected(res sql.Result, err error) error {
+	if err := mustAffect(res, err); err != nil {
+		return authNotFound(sql.ErrNoRows)
+	}
+	return nil
+}
+
+func (s authStore) ClientWithPartner(ctx context.Context, clientID string) (auth.Client, auth.Partner, error) {
+	var (
+		c                auth.Client
+		p                auth.Partner
+		cCreated, pCreat int64
+	)
+	dest := []any{&c.ID, &c.PartnerID, &c.SecretHash, &c.Status, &cCreated}
+	err := s.db.read.QueryRowContext(ctx, `SELECT c.id, c.partner_id, c.secret_hash, c.status, c.created_at, `+
+		partnerColumns+` FROM oauth_clients c JOIN partners p ON p.id = c.partner_id WHERE c.id = $1`, clientID).
+		Scan(scanPartner(dest, &p, &pCreat)...)
+	c.CreatedAt, p.CreatedAt = fromMicros(cCreated), fromMicros(pCreat)
+	return c, p, authNotFound(err)
+}
+
+func insertTokens(ctx context.Context, q querier, tokens []auth.Token) error {
+	for _, t := range tokens {
+		if _, err := q.ExecContext(ctx, `INSERT INTO oauth_tokens
+			(hash, kind, client_id, partner_id, family_id, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+			t.Hash, string(t.Kind), t.ClientID, t.PartnerID, t.FamilyID, micros(t.CreatedAt), micros(t.ExpiresAt)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s authStore) InsertTokens(ctx context.Context, tokens ...auth.Token) error {
+	return s.db.inTx(ctx, s.db.write, nil, func(tx *sql.Tx) error { return insertTokens(ctx, tx, tokens) })
+}
+
+func (s authStore) Grant(ctx context.Context, hash []byte) (auth.Grant, error) {
+	var (
+		g                auth.Grant
+		created, expires int64
+		used, revoked    sql.NullInt64
+	)
+	err := s.db.read.QueryRowContext(ctx, `SELECT t.hash, t.kind, t.client_id, t.partner_id, t.family_id,
+		t.created_at, t.expires_at, t.used_at, t.revoked_at, c.status, p.status
+		FROM oauth_tokens t JOIN oauth_clients c ON c.id = t.client_id JOIN partners p ON p.id = t.partner_id
+		WHERE t.hash = $1`, hash).Scan(&g.Hash, &g.Kind, &g.ClientID, &g.PartnerID, &g.FamilyID,
+		&created, &expires, &used, &revoked, &g.ClientStatus, &g.PartnerStatus)
+	if err != nil {
+		return auth.Grant{}, authNotFound(err)
+	}
+	g.CreatedAt, g.ExpiresAt = fromMicros(created), fromMicros(expires)
+	g.UsedAt, g.RevokedAt = fromNullMicros(used), fromNullMicros(revoked)
+	return g, nil
+}
+
+func (s authStore) Rotate(ctx context.Context, refreshHash []byte, usedAt time.Time, next ...auth.Token) error {
+	return s.db.inTx(ctx, s.db.write, nil, func(tx *sql.Tx) error {
+		// The guard makes the exchange single-use even when two requests race:
+		// the loser's UPDATE sees used_at already set and changes nothing.
+		res, err := tx.ExecContext(ctx, `UPDATE oauth_tokens SET used_at = $1
+			WHERE hash = $2 AND kind = 'refresh' AND used_at IS NULL AND revoked_at IS NULL`,
+			micros(usedAt), refreshHash)
+		if err := mustAffect(res, err); err != nil {
+			if !errors.Is(err, sql.ErrNoRows) && !isNotFound(err) {
+				return err
+			}
+			var used sql.NullInt64
+			err := tx.QueryRowContext(ctx, `SELECT used_at FROM oauth_tokens WHERE hash = $1`, refreshHash).Scan(&used)
+			switch {
+			case err != nil:
+				return authNotFound(err)
+			case used.Valid:
+				return auth.ErrAlreadyUsed
+			}
+			return auth.ErrNotFound
+		}
+		return insertTokens(ctx, tx, next)
+	})
+}
+
+func (s authStore) RevokeFamily(ctx context.Context, familyID uuid.UUID, at time.Time) error {
+	_, err := s.db.write.ExecContext(ctx,
+		`UPDATE oauth_tokens SET revoked_at = $1 WHERE family_id = $2 AND revoked_at IS NULL`, micros(at), familyID)
+	return err
+}
+
+func (s authStore) RevokeToken(ctx context.Context, hash []byte, at time.Time) error {
+	_, err := s.db.write.ExecContext(ctx,
+		`UPDATE oauth_tokens SET revoked_at = $1 WHERE hash = $2 AND revoked_at IS NULL`, micros(at), hash)
+	return err
+}

@@ -1,0 +1,49 @@
+package store
+
+import (
+	"database/sql"
+	"fmt"
+	"net/url"
+	"runtime"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+)
+
+// openSQLite opens one writer connection and a pool of readers on the same file.
+// SQLite allows one writer at a time anyway; keeping it to one connection turns
+// lock contention into a queue in Go instead of busy retries in SQLite.
+func openSQLite(path string, opts Options) (*DB, error) {
+	pragmas := url.Values{}
+	for _, p := range []string{
+		"busy_timeout(10000)",
+		"journal_mode(WAL)",
+		"foreign_keys(1)",
+		// FULL: a commit is on disk before the partner hears "success".
+		"synchronous(FULL)",
+	} {
+		pragmas.Add("_pragma", p)
+	}
+	writeQ := url.Values{"_pragma": pragmas["_pragma"], "_txlock": {"immediate"}}
+	write, err := sql.Open("sqlite", path+"?"+writeQ.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	write.SetMaxOpenConns(1)
+	write.SetMaxIdleConns(1)
+	write.SetConnMaxLifetime(0)
+
+	readQ := url.Values{"_pragma": append(pragmas["_pragma"][:len(pragmas["_pragma"]):len(pragmas["_pragma"])], "query_only(1)")}
+	read, err := sql.Open("sqlite", path+"?"+readQ.Encode())
+	if err != nil {
+		write.Close()
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	readers := opts.MaxConns
+	if readers <= 0 {
+		readers = max(4, runtime.GOMAXPROCS(0))
+	}
+	read.SetMaxOpenConns(readers)
+	read.SetMaxIdleConns(readers)
+	read.SetConnMaxLifetime(0)
+	return &DB{write: write, read: read, eng: sqliteEngine}, nil
+}

@@ -1,0 +1,142 @@
+// Package store keeps walletd's data in SQL: embedded SQLite (pure Go) or
+// PostgreSQL. Both engines run the same queries; the few differences (row locks,
+// error codes, pools) live in an engine value, and the schema is migrated per
+// dialect from embedded files.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"time"
+
+	"github.com/perspektiva/walletd/wallet"
+)
+
+// DB is an open walletd database.
+type DB struct {
+	write *sql.DB // SQLite: a single connection, the only writer
+	read  *sql.DB // SQLite: a pool of read-only connections; PostgreSQL: same as write
+	eng   engine
+}
+
+// Options tune Open.
+type Options struct {
+	// MaxConns caps PostgreSQL connections (SQLite readers); 0 picks a default.
+	MaxConns int
+}
+
+// Open connects to dsn: a postgres:// or postgresql:// URL opens PostgreSQL, anything
+// else is the path of an SQLite file (created when missing). It does not migrate.
+func Open(ctx context.Context, dsn string, opts Options) (*DB, error) {
+	var (
+		db  *DB
+		err error
+	)
+	if IsPostgres(dsn) {
+		db, err = openPostgres(dsn, opts)
+	} else {
+		db, err = openSQLite(dsn, opts)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := db.write.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("connect to %s: %w", db.eng.name, err)
+	}
+	return db, nil
+}
+
+// IsPostgres reports whether dsn names a PostgreSQL server.
+func IsPostgres(dsn string) bool {
+	return strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://")
+}
+
+// Engine is "sqlite" or "postgres".
+func (db *DB) Engine() string { return db.eng.name }
+
+// Close releases the connections.
+func (db *DB) Close() error {
+	err := db.write.Close()
+	if db.read != db.write {
+		err = errors.Join(err, db.read.Close())
+	}
+	return err
+}
+
+// Ping checks that the database answers (readiness).
+func (db *DB) Ping(ctx context.Context) error { return db.write.PingContext(ctx) }
+
+// maxAttempts bounds retries of a transaction that lost a serialization race.
+const maxAttempts = 10
+
+// inTx runs fn in a transaction on pool, retrying on serialization failures,
+// deadlocks and busy errors with jittered backoff.
+func (db *DB) inTx(ctx context.Context, pool *sql.DB, opts *sql.TxOptions, fn func(*sql.Tx) error) error {
+	for attempt := 1; ; attempt++ {
+		err := db.tryTx(ctx, pool, opts, fn)
+		if err == nil || attempt == maxAttempts || !db.eng.retryable(err) {
+			return err
+		}
+		backoff := time.Duration(attempt*attempt) * time.Millisecond
+		backoff += rand.N(backoff) //nolint:gosec // jitter, not security
+		select {
+		case <-ctx.Done():
+			return errors.Join(err, ctx.Err())
+		case <-time.After(backoff):
+		}
+	}
+}
+
+func (db *DB) tryTx(ctx context.Context, pool *sql.DB, opts *sql.TxOptions, fn func(*sql.Tx) error) error {
+	tx, err := pool.BeginTx(ctx, opts)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+// Update runs fn in a read-write transaction (wallet.Store).
+func (db *DB) Update(ctx context.Context, fn func(context.Context, wallet.Tx) error) error {
+	return db.inTx(ctx, db.write, nil, func(tx *sql.Tx) error {
+		return fn(ctx, &walletTx{q: tx, eng: &db.eng})
+	})
+}
+
+// View runs fn in a read-only transaction (wallet.Store).
+func (db *DB) View(ctx context.Context, fn func(context.Context, wallet.Tx) error) error {
+	return db.inTx(ctx, db.read, &sql.TxOptions{ReadOnly: true}, func(tx *sql.Tx) error {
+		return fn(ctx, &walletTx{q: tx, eng: &db.eng})
+	})
+}
+
+// Unavailable reports whether err means the database could not be reached, as
+// opposed to a query that failed: the API answers 503 for these.
+func (db *DB) Unavailable(err error) bool { return db.eng.unavailable(err) }
+
+// micros and fromMicros convert times to the schema's BIGINT microseconds (UTC).
+func micros(t time.Time) int64 { return t.UnixMicro() }
+
+func fromMicros(us int64) time.Time { return time.UnixMicro(us).UTC() }
+
+func nullMicros(t time.Time) sql.NullInt64 {
+	if t.IsZero() {
+		return sql.NullInt64{}
+	}
+	return sql.NullInt64{Int64: micros(t), Valid: true}
+}
+
+func fromNullMicros(n sql.NullInt64) time.Time {
+	if !n.Valid {
+		return time.Time{}
+	}
+	return fromMicros(n.Int64)
+}

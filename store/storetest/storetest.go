@@ -1,0 +1,109 @@
+// Package storetest provides fresh databases on every engine for tests, and the
+// conformance suite that every engine must pass.
+package storetest
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"net/url"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" driver for schema setup
+
+	"github.com/perspektiva/walletd/store"
+)
+
+// PostgresEnv names the variable that points tests at a PostgreSQL server where
+// they may create schemas. Tests that need PostgreSQL skip only when it is unset.
+const PostgresEnv = "WALLET_TEST_POSTGRES"
+
+// Engine is a database engine the tests run on.
+type Engine struct {
+	Name string
+	// DSN returns the address of a new, empty database that is removed when t ends.
+	DSN func(t testing.TB) string
+}
+
+// Engines returns SQLite always and PostgreSQL when WALLET_TEST_POSTGRES is set.
+func Engines() []Engine {
+	engines := []Engine{{Name: "sqlite", DSN: SQLiteDSN}}
+	if os.Getenv(PostgresEnv) != "" {
+		engines = append(engines, Engine{Name: "postgres", DSN: PostgresDSN})
+	}
+	return engines
+}
+
+// ForEach runs fn as a subtest on every engine.
+func ForEach(t *testing.T, fn func(t *testing.T, e Engine)) {
+	t.Helper()
+	for _, e := range Engines() {
+		t.Run(e.Name, func(t *testing.T) { fn(t, e) })
+	}
+}
+
+// SQLiteDSN returns the path of a new SQLite file in the test's temp directory.
+func SQLiteDSN(t testing.TB) string {
+	return filepath.Join(t.TempDir(), "wallet.db")
+}
+
+// PostgresDSN creates a schema of its own on the server named by
+// WALLET_TEST_POSTGRES and returns a URL whose search_path points there, so
+// tests run in parallel without seeing each other. It skips when the variable is unset.
+func PostgresDSN(t testing.TB) string {
+	t.Helper()
+	base := os.Getenv(PostgresEnv)
+	if base == "" {
+		t.Skip(PostgresEnv + " is not set")
+	}
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	schema := "walletd_test_" + hex.EncodeToString(b)
+
+	admin, err := sql.Open("pgx", base)
+	if err != nil {
+		t.Fatalf("open %s: %v", PostgresEnv, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := admin.ExecContext(ctx, "CREATE SCHEMA "+schema); err != nil {
+		admin.Close()
+		t.Fatalf("create schema: %v", err)
+	}
+	t.Cleanup(func() {
+		defer admin.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if _, err := admin.ExecContext(ctx, "DROP SCHEMA "+schema+" CASCADE"); err != nil {
+			t.Logf("drop schema %s: %v", schema, err)
+		}
+	})
+
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatalf("parse %s: %v", PostgresEnv, err)
+	}
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+// Open opens and migrates a fresh database of engine e, closed when t ends.
+func Open(t testing.TB, e Engine) *store.DB {
+	t.Helper()
+	ctx := context.Background()
+	db, err := store.Open(ctx, e.DSN(t), store.Options{})
+	if err != nil {
+		t.Fatalf("open %s: %v", e.Name, err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if _, err := db.Migrate(ctx); err != nil {
+		t.Fatalf("migrate %s: %v", e.Name, err)
+	}
+	return db
+}

@@ -1,0 +1,285 @@
+package wallet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/perspektiva/walletd/money"
+)
+
+// Config tunes a Service.
+type Config struct {
+	Limits   SystemLimits              // the operator's table; DefaultSystemLimits when zero
+	Location *time.Location            // calendar months for limits; Europe/Moscow when nil
+	Now      func() time.Time          // the clock; time.Now when nil
+	NewID    func() (uuid.UUID, error) // identifiers; UUIDv7 when nil
+}
+
+// Service carries out the partner protocol's use cases.
+type Service struct {
+	store  Store
+	limits SystemLimits
+	loc    *time.Location
+	now    func() time.Time
+	newID  func() (uuid.UUID, error)
+}
+
+// NewService returns a Service over store.
+func NewService(store Store, cfg Config) (*Service, error) {
+	s := &Service{store: store, limits: cfg.Limits, loc: cfg.Location, now: cfg.Now, newID: cfg.NewID}
+	if s.limits == (SystemLimits{}) {
+		s.limits = DefaultSystemLimits()
+	}
+	if err := s.limits.WithinDefaults(); err != nil {
+		return nil, fmt.Errorf("system limits: %w", err)
+	}
+	if s.loc == nil {
+		loc, err := time.LoadLocation("Europe/Moscow")
+		if err != nil {
+			return nil, fmt.Errorf("load Europe/Moscow: %w", err)
+		}
+		s.loc = loc
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.newID == nil {
+		s.newID = uuid.NewV7
+	}
+	return s, nil
+}
+
+// Location is the time zone of calendar months and of protocol times.
+func (s *Service) Location() *time.Location { return s.loc }
+
+// SystemLimits returns the operator's limit table.
+func (s *Service) SystemLimits() SystemLimits { return s.limits }
+
+// monthOf returns the calendar month (yyyymm) of t in the service's time zone.
+func (s *Service) monthOf(t time.Time) int {
+	t = t.In(s.loc)
+	return t.Year()*100 + int(t.Month())
+}
+
+// nextMonth returns the start of the month after t's, in the service's time zone.
+func (s *Service) nextMonth(t time.Time) time.Time {
+	t = t.In(s.loc)
+	return time.Date(t.Year(), t.Month()+1, 1, 0, 0, 0, 0, s.loc)
+}
+
+// ValidPhone checks the protocol's phone format: exactly 10 digits.
+func ValidPhone(phone string) bool {
+	if len(phone) != 10 {
+		return false
+	}
+	for i := 0; i < len(phone); i++ {
+		if phone[i] < '0' || phone[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// Register opens a wallet for phone, or returns the partner's active wallet for
+// that phone unchanged. Errors: VALIDATION_ERROR.
+func (s *Service) Register(ctx context.Context, partnerID uuid.UUID, phone string, level Identification) (Wallet, error) {
+	var v Validation
+	if !ValidPhone(phone) {
+		v.Add("phone", "должен состоять из 10 цифр")
+	}
+	if !level.Valid() {
+		v.Add("identification", "допустимые значения: 0, 1, 2")
+	}
+	if err := v.Err(); err != nil {
+		return Wallet{}, err
+	}
+	for attempt := 0; ; attempt++ {
+		w, err := s.register(ctx, partnerID, phone, level)
+		// A duplicate is a concurrent registration of the same phone (the next
+		// attempt finds it) or, very rarely, a wallet number already taken.
+		if errors.Is(err, ErrDuplicate) && attempt < 3 {
+			continue
+		}
+		return w, err
+	}
+}
+
+func (s *Service) register(ctx context.Context, partnerID uuid.UUID, phone string, level Identification) (Wallet, error) {
+	var w Wallet
+	err := s.store.Update(ctx, func(ctx context.Context, tx Tx) error {
+		existing, err := tx.ActiveWalletByPhone(ctx, partnerID, phone)
+		if err == nil {
+			w = existing
+			return nil
+		}
+		if !errors.Is(err, ErrNotFound) {
+			return err
+		}
+		id, err := s.newID()
+		if err != nil {
+			return err
+		}
+		number, err := newWalletNumber()
+		if err != nil {
+			return err
+		}
+		w = Wallet{
+			ID: id, PartnerID: partnerID, Phone: phone, Number: number,
+			Identification: level, Status: Active, CreatedAt: s.now(),
+		}
+		return tx.InsertWallet(ctx, w)
+	})
+	return w, err
+}
+
+// Wallet returns the partner's wallet. Errors: WALLET_NOT_FOUND.
+func (s *Service) Wallet(ctx context.Context, partnerID, walletID uuid.UUID) (Wallet, error) {
+	var w Wallet
+	err := s.store.View(ctx, func(ctx context.Context, tx Tx) error {
+		var err error
+		w, err = wallet(ctx, tx, partnerID, walletID, false)
+		return err
+	})
+	return w, err
+}
+
+// wallet reads a wallet and turns "not found" into the protocol's refusal.
+func wallet(ctx context.Context, tx Tx, partnerID, walletID uuid.UUID, lock bool) (Wallet, error) {
+	w, err := tx.Wallet(ctx, partnerID, walletID, lock)
+	if errors.Is(err, ErrNotFound) {
+		return Wallet{}, Fail(CodeWalletNotFound)
+	}
+	return w, err
+}
+
+// activeWallet reads and locks a wallet that money or status operations may change.
+func activeWallet(ctx context.Context, tx Tx, partnerID, walletID uuid.UUID) (Wallet, error) {
+	w, err := wallet(ctx, tx, partnerID, walletID, true)
+	if err != nil {
+		return Wallet{}, err
+	}
+	if w.Status != Active {
+		return Wallet{}, Fail(CodeWalletClosed)
+	}
+	return w, nil
+}
+
+// Close closes a wallet with nothing on it. Closing a closed wallet succeeds again.
+// Errors: WALLET_NOT_FOUND, WALLET_HAS_BALANCE.
+func (s *Service) Close(ctx context.Context, partnerID, walletID uuid.UUID) (Wallet, error) {
+	var w Wallet
+	err := s.store.Update(ctx, func(ctx context.Context, tx Tx) error {
+		var err error
+		if w, err = wallet(ctx, tx, partnerID, walletID, true); err != nil || w.Status == Closed {
+			return err
+		}
+		pending, err := tx.HasPendingOperations(ctx, walletID)
+		if err != nil {
+			return err
+		}
+		if w.Balance != 0 || pending {
+			return Fail(CodeWalletHasBalance)
+		}
+		w.Status, w.ClosedAt = Closed, s.now()
+		return tx.UpdateWallet(ctx, w)
+	})
+	return w, err
+}
+
+// Identify sets the wallet's identification level; its system limits change at once.
+// Errors: WALLET_NOT_FOUND, WALLET_CLOSED, VALIDATION_ERROR.
+func (s *Service) Identify(ctx context.Context, partnerID, walletID uuid.UUID, level Identification) (Wallet, error) {
+	if !level.Valid() {
+		return Wallet{}, Invalid("isIdentified", "допустимые значения: 0, 1, 2")
+	}
+	var w Wallet
+	err := s.store.Update(ctx, func(ctx context.Context, tx Tx) error {
+		var err error
+		if w, err = activeWallet(ctx, tx, partnerID, walletID); err != nil {
+			return err
+		}
+		if w.Identification == level {
+			return nil
+		}
+		w.Identification = level
+		return tx.UpdateWallet(ctx, w)
+	})
+	return w, err
+}
+
+// LimitsView is what GET /limit shows: the effective limits and this month's usage.
+type LimitsView struct {
+	Wallet    Wallet
+	Effective LevelLimits
+	MonthUsed map[OperationType]money.Amount
+}
+
+// Limits returns the wallet's effective limits. Errors: WALLET_NOT_FOUND.
+func (s *Service) Limits(ctx context.Context, partnerID, walletID uuid.UUID) (LimitsView, error) {
+	var view LimitsView
+	err := s.store.View(ctx, func(ctx context.Context, tx Tx) error {
+		w, err := wallet(ctx, tx, partnerID, walletID, false)
+		if err != nil {
+			return err
+		}
+		view, err = s.limitsView(ctx, tx, w)
+		return err
+	})
+	return view, err
+}
+
+func (s *Service) limitsView(ctx context.Context, tx Tx, w Wallet) (LimitsView, error) {
+	o, err := tx.Overrides(ctx, w.ID)
+	if err != nil {
+		return LimitsView{}, err
+	}
+	used, err := tx.MonthUsage(ctx, w.ID, s.monthOf(s.now()))
+	if err != nil {
+		return LimitsView{}, err
+	}
+	return LimitsView{Wallet: w, Effective: Effective(s.limits.Level(w.Identification), o), MonthUsed: used}, nil
+}
+
+// SetLimits applies a partner's limit settings; when any field is refused nothing
+// is saved. Errors: WALLET_NOT_FOUND, WALLET_CLOSED, VALIDATION_ERROR.
+func (s *Service) SetLimits(ctx context.Context, partnerID, walletID uuid.UUID, p LimitsPatch) (LimitsView, error) {
+	var view LimitsView
+	err := s.store.Update(ctx, func(ctx context.Context, tx Tx) error {
+		w, err := activeWallet(ctx, tx, partnerID, walletID)
+		if err != nil {
+			return err
+		}
+		cur, err := tx.Overrides(ctx, w.ID)
+		if err != nil {
+			return err
+		}
+		next, err := p.apply(s.limits.Level(w.Identification), cur)
+		if err != nil {
+			return err
+		}
+		if err := tx.SaveOverrides(ctx, w.ID, next); err != nil {
+			return err
+		}
+		view, err = s.limitsView(ctx, tx, w)
+		return err
+	})
+	return view, err
+}
+
+// CreateTSP registers a merchant of a partner (an operator command).
+func (s *Service) CreateTSP(ctx context.Context, partnerID uuid.UUID, name string) (TSP, error) {
+	if name == "" {
+		return TSP{}, Invalid("name", "обязательное поле")
+	}
+	id, err := s.newID()
+	if err != nil {
+		return TSP{}, err
+	}
+	t := TSP{ID: id, PartnerID: partnerID, Name: name, CreatedAt: s.now()}
+	err = s.store.Update(ctx, func(ctx context.Context, tx Tx) error { return tx.InsertTSP(ctx, t) })
+	return t, err
+}
