@@ -20,11 +20,13 @@ type engine struct {
 	// forUpdate is appended to SELECTs that lock rows. SQLite needs none: its
 	// write transactions begin IMMEDIATE and so hold the database's write lock.
 	forUpdate string
+	// snapshot is the isolation level for reads that must see one state (audit).
+	snapshot sql.IsolationLevel
 }
 
 var (
 	sqliteEngine   = engine{name: "sqlite"}
-	postgresEngine = engine{name: "postgres", forUpdate: " FOR UPDATE"}
+	postgresEngine = engine{name: "postgres", forUpdate: " FOR UPDATE", snapshot: sql.LevelRepeatableRead}
 )
 
 // duplicate reports a unique-constraint violation, by code, never by message.

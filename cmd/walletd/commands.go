@@ -1,0 +1,172 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/google/uuid"
+
+	"github.com/perspektiva/walletd/auth"
+	"github.com/perspektiva/walletd/store"
+	"github.com/perspektiva/walletd/wallet"
+)
+
+// openDB opens and migrates the database named by --db.
+func openDB(ctx context.Context, dsn string, maxConns int) (*store.DB, error) {
+	db, err := store.Open(ctx, dsn, store.Options{MaxConns: maxConns})
+	if err != nil {
+		return nil, err
+	}
+	if _, err := db.Migrate(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	return enc.Encode(v)
+}
+
+func migrate(ctx context.Context, args []string, env envFunc, stdout, stderr io.Writer) error {
+	fs, dsn := newFlags("migrate", env, stderr)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	db, err := store.Open(ctx, *dsn, store.Options{})
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	applied, err := db.Migrate(ctx)
+	if err != nil {
+		return err
+	}
+	if applied == nil {
+		applied = []string{}
+	}
+	return printJSON(stdout, map[string]any{"engine": db.Engine(), "applied": applied})
+}
+
+func partner(ctx context.Context, args []string, env envFunc, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		return fmt.Errorf("%w: partner create|disable|enable", errUsage)
+	}
+	fs, dsn := newFlags("partner "+args[0], env, stderr)
+	switch args[0] {
+	case "create":
+		name := fs.String("name", "", "partner name (required)")
+		hook := fs.String("webhook-url", "", "URL for event notifications")
+		if err := parse(fs, args[1:]); err != nil {
+			return err
+		}
+		if *name == "" {
+			return fmt.Errorf("%w: --name is required", errUsage)
+		}
+		db, err := openDB(ctx, *dsn, 2)
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		creds, err := auth.NewService(db.AuthStore(), auth.Config{}).CreatePartner(ctx, *name, *hook)
+		if err != nil {
+			return err
+		}
+		return printJSON(stdout, creds)
+	case "disable", "enable":
+		id := fs.String("partner", "", "partner id (required)")
+		if err := parse(fs, args[1:]); err != nil {
+			return err
+		}
+		pid, err := uuid.Parse(*id)
+		if err != nil {
+			return fmt.Errorf("%w: --partner must be a UUID", errUsage)
+		}
+		db, err := openDB(ctx, *dsn, 2)
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		status := auth.Active
+		if args[0] == "disable" {
+			status = auth.Disabled
+		}
+		if err := auth.NewService(db.AuthStore(), auth.Config{}).SetPartnerStatus(ctx, pid, status); err != nil {
+			if errors.Is(err, auth.ErrNotFound) {
+				return fmt.Errorf("partner %s not found", pid)
+			}
+			return err
+		}
+		return printJSON(stdout, map[string]string{"partnerId": pid.String(), "status": string(status)})
+	}
+	return fmt.Errorf("%w: partner create|disable|enable", errUsage)
+}
+
+func tsp(ctx context.Context, args []string, env envFunc, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] != "create" {
+		return fmt.Errorf("%w: tsp create --partner PARTNER_ID --name NAME", errUsage)
+	}
+	fs, dsn := newFlags("tsp create", env, stderr)
+	id := fs.String("partner", "", "partner id (required)")
+	name := fs.String("name", "", "TSP name (required)")
+	if err := parse(fs, args[1:]); err != nil {
+		return err
+	}
+	pid, err := uuid.Parse(*id)
+	if err != nil {
+		return fmt.Errorf("%w: --partner must be a UUID", errUsage)
+	}
+	if *name == "" {
+		return fmt.Errorf("%w: --name is required", errUsage)
+	}
+	db, err := openDB(ctx, *dsn, 2)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if _, err := db.AuthStore().Partner(ctx, pid); err != nil {
+		if errors.Is(err, auth.ErrNotFound) {
+			return fmt.Errorf("partner %s not found", pid)
+		}
+		return err
+	}
+	svc, err := wallet.NewService(db, wallet.Config{})
+	if err != nil {
+		return err
+	}
+	t, err := svc.CreateTSP(ctx, pid, *name)
+	if err != nil {
+		return err
+	}
+	return printJSON(stdout, map[string]string{"tspId": t.ID.String(), "name": t.Name})
+}
+
+func audit(ctx context.Context, args []string, env envFunc, stdout, stderr io.Writer) error {
+	fs, dsn := newFlags("audit", env, stderr)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	db, err := openDB(ctx, *dsn, 2)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	report, err := db.Audit(ctx)
+	if err != nil {
+		return err
+	}
+	if len(report.Violations) == 0 {
+		fmt.Fprintln(stdout, report.Summary())
+		return nil
+	}
+	for _, v := range report.Violations {
+		fmt.Fprintln(stdout, "VIOLATION:", v)
+	}
+	fmt.Fprintln(stdout, report.Summary())
+	return exitError{code: 1}
+}

@@ -1,0 +1,179 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/perspektiva/walletd/api"
+	"github.com/perspektiva/walletd/auth"
+	"github.com/perspektiva/walletd/httpapi"
+	"github.com/perspektiva/walletd/sbp"
+	"github.com/perspektiva/walletd/wallet"
+)
+
+// serveConfig is everything serve reads from flags and the environment.
+type serveConfig struct {
+	dsn        string
+	addr       string
+	publicURL  string
+	sandbox    bool
+	accessTTL  time.Duration
+	refreshTTL time.Duration
+	location   *time.Location
+	limits     wallet.SystemLimits
+	maxConns   int
+	logLevel   slog.Level
+}
+
+func loadServeConfig(args []string, env envFunc, stderr io.Writer) (serveConfig, error) {
+	fs, dsn := newFlags("serve", env, stderr)
+	addr := fs.String("addr", env.str("WALLET_ADDR", ":8080"), "listen address (WALLET_ADDR)")
+	publicURL := fs.String("public-url", env.str("WALLET_PUBLIC_URL", ""), "base URL partners and clients reach (WALLET_PUBLIC_URL); default http://localhost:PORT")
+	sandboxDefault, err := env.boolean("WALLET_SANDBOX", true)
+	if err != nil {
+		return serveConfig{}, err
+	}
+	sandbox := fs.Bool("sandbox", sandboxDefault, "serve the SBP sandbox (WALLET_SANDBOX)")
+	if err := parse(fs, args); err != nil {
+		return serveConfig{}, err
+	}
+	cfg := serveConfig{dsn: *dsn, addr: *addr, publicURL: strings.TrimRight(*publicURL, "/"), sandbox: *sandbox}
+	if cfg.accessTTL, err = env.duration("WALLET_ACCESS_TOKEN_TTL", 15*time.Minute); err != nil {
+		return cfg, err
+	}
+	if cfg.refreshTTL, err = env.duration("WALLET_REFRESH_TOKEN_TTL", 30*24*time.Hour); err != nil {
+		return cfg, err
+	}
+	if cfg.maxConns, err = env.integer("WALLET_DB_MAX_CONNS", 0); err != nil {
+		return cfg, err
+	}
+	tz := env.str("WALLET_TIMEZONE", "Europe/Moscow")
+	if cfg.location, err = time.LoadLocation(tz); err != nil {
+		return cfg, fmt.Errorf("WALLET_TIMEZONE=%q: %w", tz, err)
+	}
+	if cfg.limits, err = loadLimits(env("WALLET_LIMITS_FILE")); err != nil {
+		return cfg, err
+	}
+	if err := cfg.logLevel.UnmarshalText([]byte(env.str("WALLET_LOG_LEVEL", "info"))); err != nil {
+		return cfg, fmt.Errorf("WALLET_LOG_LEVEL: %w", err)
+	}
+	return cfg, nil
+}
+
+func serve(ctx context.Context, args []string, env envFunc, stdout, stderr io.Writer) error {
+	cfg, err := loadServeConfig(args, env, stderr)
+	if err != nil {
+		return err
+	}
+	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: cfg.logLevel}))
+
+	db, err := openDB(ctx, cfg.dsn, cfg.maxConns)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+
+	authSvc := auth.NewService(db.AuthStore(), auth.Config{AccessTTL: cfg.accessTTL, RefreshTTL: cfg.refreshTTL})
+	wallets, err := wallet.NewService(db, wallet.Config{Limits: cfg.limits, Location: cfg.location})
+	if err != nil {
+		return err
+	}
+	banks, err := sbp.LoadBanks()
+	if err != nil {
+		return err
+	}
+
+	ln, err := net.Listen("tcp", cfg.addr)
+	if err != nil {
+		return err
+	}
+	if cfg.publicURL == "" {
+		cfg.publicURL = "http://localhost:" + portOf(ln.Addr())
+	}
+	if err := bootstrapDemo(ctx, authSvc, wallets, cfg.publicURL, stdout); err != nil {
+		ln.Close()
+		return err
+	}
+
+	handler := httpapi.New(httpapi.Config{
+		Wallets: wallets, Auth: authSvc, Banks: banks, Logger: logger, Spec: api.Spec(),
+		Unavailable: db.Unavailable,
+		Ready:       db.Ping,
+	})
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    32 << 10,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	logger.Info("walletd listening", "addr", ln.Addr().String(), "engine", db.Engine(),
+		"publicUrl", cfg.publicURL, "sandbox", cfg.sandbox)
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	logger.Info("shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+func portOf(a net.Addr) string {
+	_, port, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return "8080"
+	}
+	return port
+}
+
+// bootstrapDemo gives a brand-new database a demo partner and TSP and prints
+// their credentials once, so a newcomer can call the API at once.
+func bootstrapDemo(ctx context.Context, authSvc *auth.Service, wallets *wallet.Service, publicURL string, stdout io.Writer) error {
+	has, err := authSvc.HasPartners(ctx)
+	if err != nil || has {
+		return err
+	}
+	creds, err := authSvc.CreatePartner(ctx, "Демо-партнёр", "")
+	if err != nil {
+		return err
+	}
+	t, err := wallets.CreateTSP(ctx, creds.PartnerID, "Кофейня «Зерно»")
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, `A new database: created a demo partner and TSP. These credentials are shown once.
+%s
+  partner_id     %s
+  client_id      %s
+  client_secret  %s
+  webhook secret %s
+  demo TSP id    %s
+
+Get a token:
+  curl -s -u '%s:%s' -d grant_type=client_credentials -d partner_id=%s %s/api/wallet/v1/oauth/token
+
+`, strings.Repeat("-", 60), creds.PartnerID, creds.ClientID, creds.ClientSecret, creds.WebhookSecret, t.ID,
+		creds.ClientID, creds.ClientSecret, creds.PartnerID, publicURL)
+	return nil
+}
+

@@ -1,0 +1,67 @@
+// Package httpapi is the partner protocol over HTTP: routing, request decoding,
+// authentication of callers and the one place where domain errors become HTTP
+// answers. Handlers are thin: decode, call the wallet.Service, encode.
+package httpapi
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/perspektiva/walletd/auth"
+	"github.com/perspektiva/walletd/sbp"
+	"github.com/perspektiva/walletd/wallet"
+)
+
+// BasePath prefixes every protocol endpoint.
+const BasePath = "/api/wallet/v1"
+
+// maxBody is the largest request body accepted (PROTOCOL.md section 2, 413).
+const maxBody = 64 << 10
+
+// Config is what the HTTP layer needs from the rest of the program.
+type Config struct {
+	Wallets *wallet.Service
+	Auth    *auth.Service
+	Banks   *sbp.Banks
+	Logger  *slog.Logger
+	// Spec is the OpenAPI document served at BasePath/openapi.yaml.
+	Spec []byte
+	// Unavailable tells failures of an unreachable dependency (answered 503)
+	// from other internal errors (500).
+	Unavailable func(error) bool
+	// Ready reports whether the service can take traffic (GET /readyz).
+	Ready func(ctx context.Context) error
+	// Sandbox, when set, serves the SBP sandbox pages and API under /sandbox/sbp/.
+	Sandbox http.Handler
+}
+
+// Server serves the protocol.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	handler http.Handler
+}
+
+// New returns the protocol's HTTP handler.
+func New(cfg Config) *Server {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Unavailable == nil {
+		cfg.Unavailable = func(error) bool { return false }
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger}
+	s.handler = s.recoverPanics(s.logRequests(s.limitBody(s.routes())))
+	return s
+}
+
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
+
+// moscowLayout is the protocol's time format.
+const moscowLayout = "2006-01-02 15:04:05"
+
+func (s *Server) formatTime(t time.Time) string {
+	return t.In(s.cfg.Wallets.Location()).Format(moscowLayout)
+}
