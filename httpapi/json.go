@@ -14,8 +14,11 @@ import (
 
 // writeJSON answers with a JSON body.
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	body, err := json.Marshal(v)
-	if err != nil {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	// Payload links carry '&': keep them readable rather than \u0026.
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
 		// Only our own answer types reach here; failing to encode one is a bug.
 		http.Error(w, `{"code":"INTERNAL_ERROR","message":"Внутренняя ошибка сервиса","fieldErrors":{}}`, http.StatusInternalServerError)
 		return
@@ -24,7 +27,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	h.Set("Content-Type", "application/json; charset=utf-8")
 	h.Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
-	_, _ = w.Write(body)
+	_, _ = w.Write(buf.Bytes())
 }
 
 // object is a decoded JSON request body: its members, still raw, by name.

@@ -18,17 +18,25 @@ func (s *Server) routes() http.Handler {
 	handle(api("/oauth/revoke"), map[string]handlerFunc{http.MethodPost: s.revoke})
 	handle(api("/openapi.yaml"), map[string]handlerFunc{http.MethodGet: s.openapi})
 
-	handle(api("/account/registration"), map[string]handlerFunc{http.MethodPost: s.protected(s.register)})
-	handle(api("/account/{walletId}/info"), map[string]handlerFunc{http.MethodGet: s.protected(s.info)})
-	handle(api("/account/{walletId}/deactivation"), map[string]handlerFunc{http.MethodPost: s.protected(s.deactivate)})
-	handle(api("/account/{walletId}/identification/{isIdentified}"), map[string]handlerFunc{http.MethodPost: s.protected(s.identify)})
-	handle(api("/account/{walletId}/limit"), map[string]handlerFunc{
-		http.MethodGet:  s.protected(s.limits),
-		http.MethodPost: s.protected(s.setLimits),
-	})
+	// Every POST of the protocol takes an Idempotency-Key.
+	post := func(h handlerFunc) handlerFunc { return s.protected(s.idempotent(h)) }
+	get := s.protected
+
+	handle(api("/account/registration"), map[string]handlerFunc{http.MethodPost: post(s.register)})
+	handle(api("/account/{walletId}/info"), map[string]handlerFunc{http.MethodGet: get(s.info)})
+	handle(api("/account/{walletId}/deactivation"), map[string]handlerFunc{http.MethodPost: post(s.deactivate)})
+	handle(api("/account/{walletId}/identification/{isIdentified}"), map[string]handlerFunc{http.MethodPost: post(s.identify)})
+	handle(api("/account/{walletId}/limit"), map[string]handlerFunc{http.MethodGet: get(s.limits), http.MethodPost: post(s.setLimits)})
+	handle(api("/account/{walletId}/report"), map[string]handlerFunc{http.MethodGet: get(s.report)})
+	handle(api("/account/{walletId}/refill"), map[string]handlerFunc{http.MethodPost: post(s.refill)})
+	handle(api("/account/{walletId}/payment/initialization"), map[string]handlerFunc{http.MethodGet: get(s.paymentInit)})
+	handle(api("/account/{walletId}/payment"), map[string]handlerFunc{http.MethodPost: post(s.payment)})
+	handle(api("/account/{walletId}/payment/{token}/refund"), map[string]handlerFunc{http.MethodPost: post(s.refund)})
+	handle(api("/account/{walletId}/operation/{operationId}"), map[string]handlerFunc{http.MethodGet: get(s.operation)})
 	// The source's typo is the canonical path; the correct spelling is an alias.
 	for _, spelling := range []string{"wifhdrawal", "withdrawal"} {
-		handle(api("/account/"+spelling+"/banks"), map[string]handlerFunc{http.MethodGet: s.protected(s.banks)})
+		handle(api("/account/"+spelling+"/banks"), map[string]handlerFunc{http.MethodGet: get(s.banks)})
+		handle(api("/account/{walletId}/"+spelling), map[string]handlerFunc{http.MethodPost: post(s.withdraw)})
 	}
 
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {

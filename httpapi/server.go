@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/perspektiva/walletd/auth"
+	"github.com/perspektiva/walletd/idempotency"
 	"github.com/perspektiva/walletd/sbp"
 	"github.com/perspektiva/walletd/wallet"
 )
@@ -33,6 +34,8 @@ type Config struct {
 	Unavailable func(error) bool
 	// Ready reports whether the service can take traffic (GET /readyz).
 	Ready func(ctx context.Context) error
+	// Idempotency keeps answers to requests with an Idempotency-Key.
+	Idempotency idempotency.Store
 	// Sandbox, when set, serves the SBP sandbox pages and API under /sandbox/sbp/.
 	Sandbox http.Handler
 }

@@ -21,8 +21,8 @@ type AuditReport struct {
 	Violations []string
 
 	Wallets, Operations, Transactions, Postings int64
-	InWallets, InTSPs, InTransit               money.Amount
-	ToppedUp, PaidOut                          money.Amount
+	InWallets, InTSPs, InTransit                money.Amount
+	ToppedUp, PaidOut                           money.Amount
 }
 
 // Summary is the one-line outcome.

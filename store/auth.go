@@ -74,10 +74,11 @@ func (s authStore) SetClientStatus(ctx context.Context, clientID string, st auth
 }
 
 func authAffected(res sql.Result, err error) error {
-	if err := mustAffect(res, err); err != nil {
-		return authNotFound(sql.ErrNoRows)
+	err = mustAffect(res, err)
+	if isNotFound(err) {
+		return auth.ErrNotFound
 	}
-	return nil
+	return err
 }
 
 func (s authStore) ClientWithPartner(ctx context.Context, clientID string) (auth.Client, auth.Partner, error) {

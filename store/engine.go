@@ -22,11 +22,16 @@ type engine struct {
 	forUpdate string
 	// snapshot is the isolation level for reads that must see one state (audit).
 	snapshot sql.IsolationLevel
+	// skipLocked lets concurrent job runners pass over each other's claims.
+	skipLocked string
 }
 
 var (
 	sqliteEngine   = engine{name: "sqlite"}
-	postgresEngine = engine{name: "postgres", forUpdate: " FOR UPDATE", snapshot: sql.LevelRepeatableRead}
+	postgresEngine = engine{
+		name: "postgres", forUpdate: " FOR UPDATE", snapshot: sql.LevelRepeatableRead,
+		skipLocked: " FOR UPDATE SKIP LOCKED",
+	}
 )
 
 // duplicate reports a unique-constraint violation, by code, never by message.

@@ -223,11 +223,18 @@ type LimitsPatch struct {
 // new overrides. Nothing is applied when any field is refused.
 func (p LimitsPatch) apply(sys LevelLimits, cur Overrides) (Overrides, error) {
 	var v Validation
+	// check refuses a value above the system's ceiling or below zero.
+	check := func(field string, val, ceiling Optional) {
+		switch {
+		case val.Valid && val.Value < 0:
+			v.Add(field, "не может быть отрицательным")
+		case val.Valid && val.above(ceiling):
+			v.Add(field, fmt.Sprintf("не может быть больше системного значения %s", ceiling.Value))
+		}
+	}
 	next := cur
 	if p.Balance.Set {
-		if p.Balance.Value.Valid && p.Balance.Value.above(sys.Balance) {
-			v.Add("balanceLimit", fmt.Sprintf("не может быть больше системного значения %s", sys.Balance.Value))
-		}
+		check("balanceLimit", p.Balance.Value, sys.Balance)
 		next.Balance = p.Balance.Value
 	}
 	for _, t := range LimitedTypes {
@@ -238,15 +245,11 @@ func (p LimitsPatch) apply(sys LevelLimits, cur Overrides) (Overrides, error) {
 		s, o := sys.Type(t), next.Type(t)
 		prefix := "operationLimits." + string(t) + "."
 		if tp.OneTime.Set {
-			if tp.OneTime.Value.Valid && tp.OneTime.Value.above(s.OneTime) {
-				v.Add(prefix+"oneTimeLimit", fmt.Sprintf("не может быть больше системного значения %s", s.OneTime.Value))
-			}
+			check(prefix+"oneTimeLimit", tp.OneTime.Value, s.OneTime)
 			o.OneTime = tp.OneTime.Value
 		}
 		if tp.Month.Set {
-			if tp.Month.Value.Valid && tp.Month.Value.above(s.Month) {
-				v.Add(prefix+"monthLimit", fmt.Sprintf("не может быть больше системного значения %s", s.Month.Value))
-			}
+			check(prefix+"monthLimit", tp.Month.Value, s.Month)
 			o.Month = tp.Month.Value
 		}
 		if tp.Enabled != nil {

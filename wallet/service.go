@@ -17,20 +17,42 @@ type Config struct {
 	Location *time.Location            // calendar months for limits; Europe/Moscow when nil
 	Now      func() time.Time          // the clock; time.Now when nil
 	NewID    func() (uuid.UUID, error) // identifiers; UUIDv7 when nil
+
+	SBP      SBP           // top-up links and payouts; required for money movement
+	TopUpTTL time.Duration // an unconfirmed top-up expires after this; 30 minutes when zero
+	TokenTTL time.Duration // a payment token lives this long; 15 minutes when zero
+	// BankName returns the name of an SBP member bank, false when it is not one.
+	BankName func(id string) (string, bool)
 }
 
 // Service carries out the partner protocol's use cases.
 type Service struct {
-	store  Store
-	limits SystemLimits
-	loc    *time.Location
-	now    func() time.Time
-	newID  func() (uuid.UUID, error)
+	store    Store
+	limits   SystemLimits
+	loc      *time.Location
+	now      func() time.Time
+	newID    func() (uuid.UUID, error)
+	sbp      SBP
+	topUpTTL time.Duration
+	tokenTTL time.Duration
+	bankName func(string) (string, bool)
 }
 
 // NewService returns a Service over store.
 func NewService(store Store, cfg Config) (*Service, error) {
-	s := &Service{store: store, limits: cfg.Limits, loc: cfg.Location, now: cfg.Now, newID: cfg.NewID}
+	s := &Service{
+		store: store, limits: cfg.Limits, loc: cfg.Location, now: cfg.Now, newID: cfg.NewID,
+		sbp: cfg.SBP, topUpTTL: cfg.TopUpTTL, tokenTTL: cfg.TokenTTL, bankName: cfg.BankName,
+	}
+	if s.topUpTTL <= 0 {
+		s.topUpTTL = 30 * time.Minute
+	}
+	if s.tokenTTL <= 0 {
+		s.tokenTTL = 15 * time.Minute
+	}
+	if s.bankName == nil {
+		s.bankName = func(string) (string, bool) { return "", false }
+	}
 	if s.limits == (SystemLimits{}) {
 		s.limits = DefaultSystemLimits()
 	}

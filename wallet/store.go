@@ -2,6 +2,7 @@ package wallet
 
 import (
 	"context"
+	"errors"
 
 	"github.com/google/uuid"
 
@@ -45,4 +46,47 @@ type Tx interface {
 	TSP(ctx context.Context, partnerID, tspID uuid.UUID) (TSP, error)
 	// InsertTSP creates a TSP and its ledger account.
 	InsertTSP(ctx context.Context, t TSP) error
+
+	// InsertOperation stores a new operation. ErrDuplicate when its QRC id,
+	// payment token (for a PAYMENT) or (partner, idempotency key) is taken.
+	InsertOperation(ctx context.Context, op Operation) error
+	// Operation returns an operation of the partner's wallet, or ErrNotFound.
+	Operation(ctx context.Context, partnerID, walletID, opID uuid.UUID) (Operation, error)
+	// OperationByID returns any operation (background work); lock holds it.
+	OperationByID(ctx context.Context, opID uuid.UUID, lock bool) (Operation, error)
+	// OperationByQRC returns the top-up with an SBP link id, or ErrNotFound.
+	OperationByQRC(ctx context.Context, qrcID string) (Operation, error)
+	// OperationByIdemKey returns the partner's operation created under an
+	// Idempotency-Key, or ErrNotFound.
+	OperationByIdemKey(ctx context.Context, partnerID uuid.UUID, key string) (Operation, error)
+	// PaymentByToken returns the PAYMENT made with a token; lock holds it.
+	PaymentByToken(ctx context.Context, token uuid.UUID, lock bool) (Operation, error)
+	// UpdateOperation stores op's status, finishing time and refunded sum.
+	UpdateOperation(ctx context.Context, op Operation) error
+	// Report returns one page of a wallet's operations, newest first (ties by id
+	// descending), and how many match the filter in all.
+	Report(ctx context.Context, walletID uuid.UUID, f ReportFilter) ([]Operation, int, error)
+
+	// Post writes a balanced ledger transaction. Postings on wallet accounts
+	// change their stored balance with a guarded update; ErrInsufficientFunds
+	// when one would go below zero (nothing is written then).
+	Post(ctx context.Context, tx LedgerTx) error
+	// AddPendingCredit changes a wallet's sum of pending top-ups by delta.
+	AddPendingCredit(ctx context.Context, walletID uuid.UUID, delta money.Amount) error
+	// AddMonthUsage changes a wallet's monthly usage of a type by delta.
+	AddMonthUsage(ctx context.Context, walletID uuid.UUID, month int, t OperationType, delta money.Amount) error
+
+	// InsertPaymentToken stores a new payment token.
+	InsertPaymentToken(ctx context.Context, pt PaymentToken) error
+	// PaymentToken returns a token; lock holds it. ErrNotFound when unknown.
+	PaymentToken(ctx context.Context, token uuid.UUID, lock bool) (PaymentToken, error)
+	// UsePaymentToken records the payment that used the token.
+	UsePaymentToken(ctx context.Context, token, operationID uuid.UUID) error
+
+	// EnqueueJob schedules background work; a job of the same kind and
+	// reference that already exists is rescheduled instead.
+	EnqueueJob(ctx context.Context, j Job) error
 }
+
+// ErrInsufficientFunds is returned by Tx.Post when a wallet balance would go negative.
+var ErrInsufficientFunds = errors.New("insufficient funds")

@@ -9,12 +9,15 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/perspektiva/walletd/api"
 	"github.com/perspektiva/walletd/auth"
 	"github.com/perspektiva/walletd/httpapi"
+	"github.com/perspektiva/walletd/jobs"
 	"github.com/perspektiva/walletd/sbp"
+	"github.com/perspektiva/walletd/store"
 	"github.com/perspektiva/walletd/wallet"
 )
 
@@ -30,6 +33,8 @@ type serveConfig struct {
 	limits     wallet.SystemLimits
 	maxConns   int
 	logLevel   slog.Level
+	topUpTTL   time.Duration
+	payoutWait time.Duration
 }
 
 func loadServeConfig(args []string, env envFunc, stderr io.Writer) (serveConfig, error) {
@@ -49,6 +54,12 @@ func loadServeConfig(args []string, env envFunc, stderr io.Writer) (serveConfig,
 		return cfg, err
 	}
 	if cfg.refreshTTL, err = env.duration("WALLET_REFRESH_TOKEN_TTL", 30*24*time.Hour); err != nil {
+		return cfg, err
+	}
+	if cfg.topUpTTL, err = env.duration("WALLET_TOPUP_TTL", 30*time.Minute); err != nil {
+		return cfg, err
+	}
+	if cfg.payoutWait, err = env.duration("WALLET_SANDBOX_PAYOUT_DELAY", 2*time.Second); err != nil {
 		return cfg, err
 	}
 	if cfg.maxConns, err = env.integer("WALLET_DB_MAX_CONNS", 0); err != nil {
@@ -80,16 +91,6 @@ func serve(ctx context.Context, args []string, env envFunc, stdout, stderr io.Wr
 	}
 	defer db.Close()
 
-	authSvc := auth.NewService(db.AuthStore(), auth.Config{AccessTTL: cfg.accessTTL, RefreshTTL: cfg.refreshTTL})
-	wallets, err := wallet.NewService(db, wallet.Config{Limits: cfg.limits, Location: cfg.location})
-	if err != nil {
-		return err
-	}
-	banks, err := sbp.LoadBanks()
-	if err != nil {
-		return err
-	}
-
 	ln, err := net.Listen("tcp", cfg.addr)
 	if err != nil {
 		return err
@@ -97,16 +98,44 @@ func serve(ctx context.Context, args []string, env envFunc, stdout, stderr io.Wr
 	if cfg.publicURL == "" {
 		cfg.publicURL = "http://localhost:" + portOf(ln.Addr())
 	}
+
+	banks, err := sbp.LoadBanks()
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	var gateway wallet.SBP = sbp.Unconfigured{}
+	sandbox := sbp.NewSandbox(cfg.publicURL, cfg.payoutWait)
+	if cfg.sandbox {
+		gateway = sandbox
+	}
+	authSvc := auth.NewService(db.AuthStore(), auth.Config{AccessTTL: cfg.accessTTL, RefreshTTL: cfg.refreshTTL})
+	wallets, err := wallet.NewService(db, wallet.Config{
+		Limits: cfg.limits, Location: cfg.location, SBP: gateway, TopUpTTL: cfg.topUpTTL,
+		BankName: func(id string) (string, bool) {
+			b, ok := banks.Find(id)
+			return b.Name, ok
+		},
+	})
+	if err != nil {
+		ln.Close()
+		return err
+	}
 	if err := bootstrapDemo(ctx, authSvc, wallets, cfg.publicURL, stdout); err != nil {
 		ln.Close()
 		return err
 	}
 
-	handler := httpapi.New(httpapi.Config{
+	httpCfg := httpapi.Config{
 		Wallets: wallets, Auth: authSvc, Banks: banks, Logger: logger, Spec: api.Spec(),
+		Idempotency: db.IdempotencyStore(),
 		Unavailable: db.Unavailable,
 		Ready:       db.Ping,
-	})
+	}
+	if cfg.sandbox {
+		httpCfg.Sandbox = sandbox.Handler(wallets, logger, cfg.location)
+	}
+	handler := httpapi.New(httpCfg)
 	srv := &http.Server{
 		Handler:           handler,
 		ReadHeaderTimeout: 5 * time.Second,
@@ -119,23 +148,58 @@ func serve(ctx context.Context, args []string, env envFunc, stdout, stderr io.Wr
 	logger.Info("walletd listening", "addr", ln.Addr().String(), "engine", db.Engine(),
 		"publicUrl", cfg.publicURL, "sandbox", cfg.sandbox)
 
+	// Background work stops after the HTTP server has drained, so requests in
+	// flight can still enqueue it; what is left waits in the database.
+	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopWork()
+	var work sync.WaitGroup
+	runner := jobs.NewRunner(db.JobStore(), map[string]jobs.Handler{
+		wallet.JobExpireTopUp: wallets.ExpireTopUp,
+		wallet.JobPayout:      wallets.ProcessPayout,
+	}, logger)
+	work.Go(func() { _ = runner.Run(workCtx) })
+	work.Go(func() { purgeIdempotency(workCtx, db, logger) })
+
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
 	case err := <-errc:
+		stopWork()
+		work.Wait()
 		return err
 	case <-ctx.Done():
 	}
 	logger.Info("shutting down")
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
 	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil {
-		return fmt.Errorf("shutdown: %w", err)
+	shutdownErr := srv.Shutdown(shutdownCtx)
+	stopWork()
+	work.Wait()
+	if shutdownErr != nil {
+		return fmt.Errorf("shutdown: %w", shutdownErr)
 	}
 	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
 	return nil
+}
+
+// purgeIdempotency drops Idempotency-Key records past their 24 hours, hourly.
+func purgeIdempotency(ctx context.Context, db *store.DB, logger *slog.Logger) {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		if n, err := db.PurgeIdempotency(ctx, time.Now().Add(-25*time.Hour)); err != nil && ctx.Err() == nil {
+			logger.Warn("purge idempotency keys", "error", err.Error())
+		} else if n > 0 {
+			logger.Info("purged idempotency keys", "count", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 func portOf(a net.Addr) string {
@@ -176,4 +240,3 @@ Get a token:
 		creds.ClientID, creds.ClientSecret, creds.PartnerID, publicURL)
 	return nil
 }
-

@@ -116,6 +116,10 @@ CREATE TABLE operations (
     payment_token  UUID,
     parent_id      UUID REFERENCES operations (id),
     qrc_id         TEXT UNIQUE,
+    payload        TEXT,
+    -- The partner's Idempotency-Key of the request that created the operation:
+    -- a retry after a crash finds the operation instead of making a second one.
+    idempotency_key TEXT,
     description    TEXT NOT NULL,
     month          INTEGER NOT NULL,
     created_at     BIGINT NOT NULL,
@@ -127,6 +131,8 @@ CREATE INDEX operations_report ON operations (wallet_id, created_at DESC, id DES
 CREATE INDEX operations_report_type ON operations (wallet_id, type, created_at DESC, id DESC);
 CREATE INDEX operations_pending ON operations (wallet_id) WHERE status = 'PENDING';
 CREATE UNIQUE INDEX operations_payment_token ON operations (payment_token) WHERE type = 'PAYMENT';
+CREATE UNIQUE INDEX operations_idempotency ON operations (partner_id, idempotency_key) WHERE idempotency_key IS NOT NULL;
+CREATE INDEX operations_parent ON operations (parent_id) WHERE parent_id IS NOT NULL;
 
 CREATE TABLE payment_tokens (
     token        UUID PRIMARY KEY,

@@ -1,0 +1,31 @@
+// Package idempotency defines how the first answer to a request with an
+// Idempotency-Key is kept, so that the HTTP layer and the storage engines
+// agree on it without depending on each other.
+package idempotency
+
+import (
+	"context"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// Store keeps the first answer to each (partner, Idempotency-Key).
+type Store interface {
+	// Begin claims the key for a request with the given hash. When the key is
+	// already held (by a finished or a running request) it returns that record
+	// and false. A running claim older than lease, or any record older than
+	// ttl, is taken over.
+	Begin(ctx context.Context, partnerID uuid.UUID, key string, hash []byte, now time.Time, lease, ttl time.Duration) (Record, bool, error)
+	// Finish stores the answer of a claimed key.
+	Finish(ctx context.Context, partnerID uuid.UUID, key string, status int, body []byte) error
+	// Release gives up a claim whose request had no final answer (5xx).
+	Release(ctx context.Context, partnerID uuid.UUID, key string) error
+}
+
+// Record is a stored answer; Status 0 means the first request is still running.
+type Record struct {
+	Hash   []byte
+	Status int
+	Body   []byte
+}

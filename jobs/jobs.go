@@ -1,0 +1,115 @@
+// Package jobs runs durable background work: top-up expiries and payouts now,
+// webhook deliveries later. Jobs live in the database, are claimed with leases,
+// and their handlers are idempotent, so a crash at any moment only means the
+// job runs again — never that it is lost or applied twice.
+package jobs
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/perspektiva/walletd/wallet"
+)
+
+// Store is the durable queue.
+type Store interface {
+	NextDue(ctx context.Context) (time.Time, error)
+	Claim(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]wallet.Job, error)
+	Done(ctx context.Context, id uuid.UUID, at time.Time) error
+	Reschedule(ctx context.Context, id uuid.UUID, runAt time.Time, lastError string) error
+}
+
+// Handler does one job for the operation ref. A non-zero retryAt asks to run
+// again then (work in progress); an error retries with backoff.
+type Handler func(ctx context.Context, ref uuid.UUID) (retryAt time.Time, err error)
+
+// Runner polls the queue and runs due jobs.
+type Runner struct {
+	store    Store
+	handlers map[string]Handler
+	log      *slog.Logger
+	now      func() time.Time
+	// Poll bounds how long an idle runner sleeps before looking again.
+	Poll time.Duration
+	// Lease is how long a claimed job is reserved for its runner.
+	Lease time.Duration
+	// Batch is how many jobs one claim takes.
+	Batch int
+}
+
+// NewRunner returns a runner of the given handlers by job kind.
+func NewRunner(store Store, handlers map[string]Handler, log *slog.Logger) *Runner {
+	return &Runner{
+		store: store, handlers: handlers, log: log, now: time.Now,
+		Poll: 500 * time.Millisecond, Lease: time.Minute, Batch: 32,
+	}
+}
+
+// Run works until ctx ends. The job in hand is finished first, so a graceful
+// shutdown leaves no half-done work (and a crash leaves only leased jobs that
+// come due again).
+func (r *Runner) Run(ctx context.Context) error {
+	for {
+		n, err := r.RunOnce(ctx)
+		if err != nil && ctx.Err() == nil {
+			r.log.Warn("background work", "error", err.Error())
+		}
+		if n == r.Batch && err == nil {
+			continue // more may be due
+		}
+		wait := r.Poll
+		if next, err := r.store.NextDue(ctx); err == nil && !next.IsZero() {
+			wait = min(max(next.Sub(r.now()), 0), r.Poll)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait):
+		}
+	}
+}
+
+// RunOnce claims and runs the jobs due now; it returns how many it ran.
+func (r *Runner) RunOnce(ctx context.Context) (int, error) {
+	jobs, err := r.store.Claim(ctx, r.now(), r.Lease, r.Batch)
+	if err != nil {
+		return 0, err
+	}
+	// Handlers finish even when ctx ends: a payout half-recorded is what the
+	// lease protects against, but there is no reason to cause it.
+	work := context.WithoutCancel(ctx)
+	var errs []error
+	for _, j := range jobs {
+		errs = append(errs, r.run(work, j))
+	}
+	return len(jobs), errors.Join(errs...)
+}
+
+func (r *Runner) run(ctx context.Context, j wallet.Job) error {
+	h, ok := r.handlers[j.Kind]
+	if !ok {
+		r.log.Error("no handler for job", "kind", j.Kind, "job", j.ID)
+		return r.store.Reschedule(ctx, j.ID, r.now().Add(time.Hour), "no handler for kind "+j.Kind)
+	}
+	ctx, cancel := context.WithTimeout(ctx, r.Lease/2)
+	defer cancel()
+	retryAt, err := h(ctx, j.Ref)
+	switch {
+	case err != nil:
+		r.log.Warn("job failed", "kind", j.Kind, "job", j.ID, "ref", j.Ref, "attempt", j.Attempts, "error", err.Error())
+		return r.store.Reschedule(ctx, j.ID, r.now().Add(backoff(j.Attempts)), err.Error())
+	case !retryAt.IsZero():
+		return r.store.Reschedule(ctx, j.ID, retryAt, "")
+	}
+	return r.store.Done(ctx, j.ID, r.now())
+}
+
+// backoff grows exponentially from one second to ten minutes.
+func backoff(attempt int) time.Duration {
+	d := time.Second << min(max(attempt-1, 0), 10)
+	return min(d, 10*time.Minute)
+}

@@ -1,0 +1,83 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/perspektiva/walletd/wallet"
+)
+
+// JobStore implements jobs.Store on the database.
+func (db *DB) JobStore() JobStore { return JobStore{db} }
+
+// JobStore keeps durable background work. Claims are leases: a claimed job's
+// run_at moves to the end of the lease, so a job whose runner died comes due again.
+type JobStore struct{ db *DB }
+
+// NextDue returns when the earliest unfinished job is due (zero when none). It
+// reads from the read pool, so idle polling never takes SQLite's write lock.
+func (s JobStore) NextDue(ctx context.Context) (time.Time, error) {
+	var next sql.NullInt64
+	err := s.db.read.QueryRowContext(ctx, `SELECT MIN(run_at) FROM jobs WHERE done_at IS NULL`).Scan(&next)
+	return fromNullMicros(next), err
+}
+
+// Claim leases up to limit due jobs until now+lease.
+func (s JobStore) Claim(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]wallet.Job, error) {
+	var jobs []wallet.Job
+	err := s.db.inTx(ctx, s.db.write, nil, func(tx *sql.Tx) error {
+		jobs = jobs[:0]
+		rows, err := tx.QueryContext(ctx, `UPDATE jobs SET run_at = $1, attempts = attempts + 1
+			WHERE id IN (SELECT id FROM jobs WHERE done_at IS NULL AND run_at <= $2
+			             ORDER BY run_at LIMIT $3`+s.db.eng.skipLocked+`)
+			RETURNING id, kind, ref_id, created_at, attempts`,
+			micros(now.Add(lease)), micros(now), limit)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var (
+				j       wallet.Job
+				created int64
+			)
+			if err := rows.Scan(&j.ID, &j.Kind, &j.Ref, &created, &j.Attempts); err != nil {
+				return err
+			}
+			j.CreatedAt = fromMicros(created)
+			jobs = append(jobs, j)
+		}
+		return rows.Err()
+	})
+	return jobs, err
+}
+
+// Done marks a job finished.
+func (s JobStore) Done(ctx context.Context, id uuid.UUID, at time.Time) error {
+	_, err := s.db.write.ExecContext(ctx, `UPDATE jobs SET done_at = $1 WHERE id = $2`, micros(at), id)
+	return err
+}
+
+// Reschedule sets when a job runs next, recording why when it failed.
+func (s JobStore) Reschedule(ctx context.Context, id uuid.UUID, runAt time.Time, lastError string) error {
+	_, err := s.db.write.ExecContext(ctx, `UPDATE jobs SET run_at = $1, last_error = $2 WHERE id = $3`,
+		micros(runAt), lastError, id)
+	return err
+}
+
+// Backlog counts unfinished jobs that are due and tells how late the oldest is.
+func (s JobStore) Backlog(ctx context.Context, now time.Time) (int, time.Duration, error) {
+	var (
+		n      int
+		oldest sql.NullInt64
+	)
+	err := s.db.read.QueryRowContext(ctx, `SELECT COUNT(*), MIN(run_at) FROM jobs WHERE done_at IS NULL AND run_at <= $1`,
+		micros(now)).Scan(&n, &oldest)
+	if err != nil || !oldest.Valid {
+		return n, 0, err
+	}
+	return n, now.Sub(fromMicros(oldest.Int64)), nil
+}

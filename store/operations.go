@@ -1,0 +1,228 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+
+	"github.com/google/uuid"
+
+	"github.com/perspektiva/walletd/money"
+	"github.com/perspektiva/walletd/wallet"
+)
+
+const operationColumns = `id, wallet_id, partner_id, type, status, amount, refunded, tsp_id, bank_id,
+	payment_token, parent_id, qrc_id, payload, idempotency_key, description, month, created_at, expires_at, finished_at`
+
+// nullUUID stores uuid.Nil as NULL.
+func nullUUID(id uuid.UUID) any {
+	if id == uuid.Nil {
+		return nil
+	}
+	return id
+}
+
+func nullString(s string) sql.NullString { return sql.NullString{String: s, Valid: s != ""} }
+
+type scanner interface{ Scan(dest ...any) error }
+
+func scanOperation(row scanner) (wallet.Operation, error) {
+	var (
+		op                        wallet.Operation
+		amount, refunded, created int64
+		tsp, token, parent        uuid.NullUUID
+		bank, qrc, payload, idem  sql.NullString
+		expires, finished         sql.NullInt64
+	)
+	err := row.Scan(&op.ID, &op.WalletID, &op.PartnerID, &op.Type, &op.Status, &amount, &refunded, &tsp, &bank,
+		&token, &parent, &qrc, &payload, &idem, &op.Description, &op.Month, &created, &expires, &finished)
+	if err != nil {
+		return wallet.Operation{}, notFound(err)
+	}
+	op.Amount, op.Refunded = money.Amount(amount), money.Amount(refunded)
+	op.TSPID, op.Token, op.ParentID = tsp.UUID, token.UUID, parent.UUID
+	op.BankID, op.QRCID, op.Payload, op.IdemKey = bank.String, qrc.String, payload.String, idem.String
+	op.CreatedAt, op.ExpiresAt, op.FinishedAt = fromMicros(created), fromNullMicros(expires), fromNullMicros(finished)
+	return op, nil
+}
+
+func (t *walletTx) InsertOperation(ctx context.Context, op wallet.Operation) error {
+	_, err := t.q.ExecContext(ctx, `INSERT INTO operations (`+operationColumns+`)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)`,
+		op.ID, op.WalletID, op.PartnerID, string(op.Type), string(op.Status), int64(op.Amount), int64(op.Refunded),
+		nullUUID(op.TSPID), nullString(op.BankID), nullUUID(op.Token), nullUUID(op.ParentID),
+		nullString(op.QRCID), nullString(op.Payload), nullString(op.IdemKey), op.Description, op.Month,
+		micros(op.CreatedAt), nullMicros(op.ExpiresAt), nullMicros(op.FinishedAt))
+	return t.duplicate(err)
+}
+
+func (t *walletTx) Operation(ctx context.Context, partnerID, walletID, opID uuid.UUID) (wallet.Operation, error) {
+	return scanOperation(t.q.QueryRowContext(ctx, `SELECT `+operationColumns+` FROM operations
+		WHERE id = $1 AND wallet_id = $2 AND partner_id = $3`, opID, walletID, partnerID))
+}
+
+func (t *walletTx) OperationByID(ctx context.Context, opID uuid.UUID, lock bool) (wallet.Operation, error) {
+	q := `SELECT ` + operationColumns + ` FROM operations WHERE id = $1`
+	if lock {
+		q += t.eng.forUpdate
+	}
+	return scanOperation(t.q.QueryRowContext(ctx, q, opID))
+}
+
+func (t *walletTx) OperationByQRC(ctx context.Context, qrcID string) (wallet.Operation, error) {
+	return scanOperation(t.q.QueryRowContext(ctx, `SELECT `+operationColumns+` FROM operations WHERE qrc_id = $1`, qrcID))
+}
+
+func (t *walletTx) OperationByIdemKey(ctx context.Context, partnerID uuid.UUID, key string) (wallet.Operation, error) {
+	return scanOperation(t.q.QueryRowContext(ctx, `SELECT `+operationColumns+` FROM operations
+		WHERE partner_id = $1 AND idempotency_key = $2`, partnerID, key))
+}
+
+func (t *walletTx) PaymentByToken(ctx context.Context, token uuid.UUID, lock bool) (wallet.Operation, error) {
+	q := `SELECT ` + operationColumns + ` FROM operations WHERE payment_token = $1 AND type = 'PAYMENT'`
+	if lock {
+		q += t.eng.forUpdate
+	}
+	return scanOperation(t.q.QueryRowContext(ctx, q, token))
+}
+
+func (t *walletTx) UpdateOperation(ctx context.Context, op wallet.Operation) error {
+	res, err := t.q.ExecContext(ctx, `UPDATE operations SET status = $1, finished_at = $2, refunded = $3 WHERE id = $4`,
+		string(op.Status), nullMicros(op.FinishedAt), int64(op.Refunded), op.ID)
+	return mustAffect(res, err)
+}
+
+func (t *walletTx) Report(ctx context.Context, walletID uuid.UUID, f wallet.ReportFilter) ([]wallet.Operation, int, error) {
+	where := []string{"wallet_id = $1"}
+	args := []any{walletID}
+	add := func(cond string, v any) {
+		args = append(args, v)
+		where = append(where, fmt.Sprintf(cond, len(args)))
+	}
+	if f.Type != "" {
+		add("type = $%d", string(f.Type))
+	}
+	if !f.From.IsZero() {
+		add("created_at >= $%d", micros(f.From))
+	}
+	if !f.To.IsZero() {
+		add("created_at <= $%d", micros(f.To))
+	}
+	if f.AmountFrom.Valid {
+		add("amount >= $%d", int64(f.AmountFrom.Value))
+	}
+	if f.AmountTo.Valid {
+		add("amount <= $%d", int64(f.AmountTo.Value))
+	}
+	cond := strings.Join(where, " AND ")
+	var total int
+	if err := t.q.QueryRowContext(ctx, `SELECT COUNT(*) FROM operations WHERE `+cond, args...).Scan(&total); err != nil {
+		return nil, 0, err
+	}
+	if total == 0 || f.Page*f.Size >= total {
+		return []wallet.Operation{}, total, nil
+	}
+	args = append(args, f.Size, f.Page*f.Size)
+	rows, err := t.q.QueryContext(ctx, fmt.Sprintf(`SELECT %s FROM operations WHERE %s
+		ORDER BY created_at DESC, id DESC LIMIT $%d OFFSET $%d`, operationColumns, cond, len(args)-1, len(args)), args...)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer rows.Close()
+	ops := make([]wallet.Operation, 0, f.Size)
+	for rows.Next() {
+		op, err := scanOperation(rows)
+		if err != nil {
+			return nil, 0, err
+		}
+		ops = append(ops, op)
+	}
+	return ops, total, rows.Err()
+}
+
+func (t *walletTx) Post(ctx context.Context, lt wallet.LedgerTx) error {
+	var sum money.Amount
+	for _, p := range lt.Postings {
+		sum += p.Amount
+	}
+	if sum != 0 || len(lt.Postings) < 2 {
+		return fmt.Errorf("ledger transaction %s is unbalanced (%s over %d postings)", lt.ID, sum, len(lt.Postings))
+	}
+	if _, err := t.q.ExecContext(ctx, `INSERT INTO ledger_transactions (id, operation_id, kind, created_at) VALUES ($1, $2, $3, $4)`,
+		lt.ID, lt.OperationID, lt.Kind, micros(lt.CreatedAt)); err != nil {
+		return err
+	}
+	for _, p := range lt.Postings {
+		if p.Kind == wallet.WalletAccount {
+			// The guard is the overdraft check: it holds even if a caller forgot
+			// to lock, and it is what the schema's CHECK backs up.
+			res, err := t.q.ExecContext(ctx, `UPDATE accounts SET balance = balance + $1
+				WHERE id = $2 AND kind = 'WALLET' AND balance + $1 >= 0`, int64(p.Amount), p.Account)
+			if err := mustAffect(res, err); err != nil {
+				if isNotFound(err) {
+					return wallet.ErrInsufficientFunds
+				}
+				return err
+			}
+		}
+		if _, err := t.q.ExecContext(ctx, `INSERT INTO postings (tx_id, account_id, amount) VALUES ($1, $2, $3)`,
+			lt.ID, p.Account, int64(p.Amount)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (t *walletTx) AddPendingCredit(ctx context.Context, walletID uuid.UUID, delta money.Amount) error {
+	res, err := t.q.ExecContext(ctx, `UPDATE wallets SET pending_credit = pending_credit + $1 WHERE id = $2`, int64(delta), walletID)
+	return mustAffect(res, err)
+}
+
+func (t *walletTx) AddMonthUsage(ctx context.Context, walletID uuid.UUID, month int, typ wallet.OperationType, delta money.Amount) error {
+	if delta < 0 {
+		// Releasing usage: the row exists (the operation added to it), and an
+		// upsert would have its negative VALUES row refused by the CHECK first.
+		res, err := t.q.ExecContext(ctx, `UPDATE month_usage SET amount = amount + $1
+			WHERE wallet_id = $2 AND month = $3 AND operation_type = $4`, int64(delta), walletID, month, string(typ))
+		return mustAffect(res, err)
+	}
+	_, err := t.q.ExecContext(ctx, `INSERT INTO month_usage (wallet_id, month, operation_type, amount) VALUES ($1, $2, $3, $4)
+		ON CONFLICT (wallet_id, month, operation_type) DO UPDATE SET amount = month_usage.amount + excluded.amount`,
+		walletID, month, string(typ), int64(delta))
+	return err
+}
+
+func (t *walletTx) InsertPaymentToken(ctx context.Context, pt wallet.PaymentToken) error {
+	_, err := t.q.ExecContext(ctx, `INSERT INTO payment_tokens (token, wallet_id, created_at, expires_at) VALUES ($1, $2, $3, $4)`,
+		pt.Token, pt.WalletID, micros(pt.CreatedAt), micros(pt.ExpiresAt))
+	return t.duplicate(err)
+}
+
+func (t *walletTx) PaymentToken(ctx context.Context, token uuid.UUID, lock bool) (wallet.PaymentToken, error) {
+	q := `SELECT token, wallet_id, created_at, expires_at, operation_id FROM payment_tokens WHERE token = $1`
+	if lock {
+		q += t.eng.forUpdate
+	}
+	var (
+		pt               wallet.PaymentToken
+		created, expires int64
+		op               uuid.NullUUID
+	)
+	err := t.q.QueryRowContext(ctx, q, token).Scan(&pt.Token, &pt.WalletID, &created, &expires, &op)
+	pt.CreatedAt, pt.ExpiresAt, pt.OperationID = fromMicros(created), fromMicros(expires), op.UUID
+	return pt, notFound(err)
+}
+
+func (t *walletTx) UsePaymentToken(ctx context.Context, token, operationID uuid.UUID) error {
+	res, err := t.q.ExecContext(ctx, `UPDATE payment_tokens SET operation_id = $1 WHERE token = $2 AND operation_id IS NULL`,
+		operationID, token)
+	return mustAffect(res, err)
+}
+
+func (t *walletTx) EnqueueJob(ctx context.Context, j wallet.Job) error {
+	_, err := t.q.ExecContext(ctx, `INSERT INTO jobs (id, kind, ref_id, run_at, created_at) VALUES ($1, $2, $3, $4, $5)
+		ON CONFLICT (kind, ref_id) DO UPDATE SET run_at = excluded.run_at, done_at = NULL`,
+		j.ID, j.Kind, j.Ref, micros(j.RunAt), micros(j.CreatedAt))
+	return err
+}

@@ -1,0 +1,601 @@
+package wallet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/perspektiva/walletd/money"
+)
+
+// retryDuplicates runs fn again when it lost a race on a unique key (a
+// concurrent request under the same Idempotency-Key, say): the next attempt
+// sees the winner's row.
+func retryDuplicates[T any](fn func() (T, error)) (T, error) {
+	for attempt := 0; ; attempt++ {
+		v, err := fn()
+		if errors.Is(err, ErrDuplicate) && attempt < 3 {
+			continue
+		}
+		return v, err
+	}
+}
+
+// replay returns the operation an earlier request under the same
+// Idempotency-Key created, if it was the same request.
+func replay(ctx context.Context, tx Tx, partnerID uuid.UUID, key string, same func(Operation) bool) (Operation, bool, error) {
+	if key == "" {
+		return Operation{}, false, nil
+	}
+	op, err := tx.OperationByIdemKey(ctx, partnerID, key)
+	if errors.Is(err, ErrNotFound) {
+		return Operation{}, false, nil
+	}
+	if err != nil {
+		return Operation{}, false, err
+	}
+	if !same(op) {
+		return Operation{}, false, Fail(CodeIdempotencyReused)
+	}
+	return op, true, nil
+}
+
+func (s *Service) ledgerTx(opID uuid.UUID, kind string, postings []Posting) (LedgerTx, error) {
+	id, err := s.newID()
+	return LedgerTx{ID: id, OperationID: opID, Kind: kind, CreatedAt: s.now(), Postings: postings}, err
+}
+
+// post writes a ledger transaction, turning a refused guard into INSUFFICIENT_FUNDS.
+func (s *Service) post(ctx context.Context, tx Tx, opID uuid.UUID, kind string, postings []Posting) error {
+	lt, err := s.ledgerTx(opID, kind, postings)
+	if err != nil {
+		return err
+	}
+	err = tx.Post(ctx, lt)
+	if errors.Is(err, ErrInsufficientFunds) {
+		return FailField(CodeInsufficientFunds, "amount", "недостаточно средств")
+	}
+	return err
+}
+
+// Refill starts a top-up through SBP: a PENDING CREDIT with a link the client
+// confirms in a bank app. Errors: WALLET_NOT_FOUND, WALLET_CLOSED,
+// OPERATION_DISABLED, LIMIT_EXCEEDED, IDEMPOTENCY_KEY_REUSED.
+func (s *Service) Refill(ctx context.Context, partnerID, walletID uuid.UUID, amount money.Amount, idemKey string) (Operation, error) {
+	if amount <= 0 || amount > money.Max {
+		return Operation{}, Invalid("amount", "должно быть больше нуля")
+	}
+	id, err := s.newID()
+	if err != nil {
+		return Operation{}, err
+	}
+	now := s.now()
+	expires := now.Add(s.topUpTTL)
+	link, err := s.sbp.IssueTopUp(ctx, TopUpOrder{OperationID: id, Amount: amount, ExpiresAt: expires})
+	if err != nil {
+		return Operation{}, fmt.Errorf("%w: issue SBP link: %w", Fail(CodeUnavailable), err)
+	}
+	return retryDuplicates(func() (Operation, error) {
+		var op Operation
+		err := s.store.Update(ctx, func(ctx context.Context, tx Tx) error {
+			w, err := activeWallet(ctx, tx, partnerID, walletID)
+			if err != nil {
+				return err
+			}
+			prev, ok, err := replay(ctx, tx, partnerID, idemKey, func(o Operation) bool {
+				return o.Type == Credit && o.WalletID == walletID && o.Amount == amount
+			})
+			if err != nil || ok {
+				op = prev
+				return err
+			}
+			month := s.monthOf(now)
+			l, err := s.loadLimits(ctx, tx, w, month)
+			if err != nil {
+				return err
+			}
+			if err := l.credit(amount, w.PendingCredit); err != nil {
+				return err
+			}
+			op = Operation{
+				ID: id, WalletID: w.ID, PartnerID: partnerID, Type: Credit, Status: Pending, Amount: amount,
+				QRCID: link.QRCID, Payload: link.Payload, IdemKey: idemKey,
+				Description: "Пополнение через СБП", Month: month, CreatedAt: now, ExpiresAt: expires,
+			}
+			if err := tx.InsertOperation(ctx, op); err != nil {
+				return err
+			}
+			if err := tx.AddPendingCredit(ctx, w.ID, amount); err != nil {
+				return err
+			}
+			if err := tx.AddMonthUsage(ctx, w.ID, month, Credit, amount); err != nil {
+				return err
+			}
+			return s.enqueue(ctx, tx, JobExpireTopUp, id, expires)
+		})
+		return op, err
+	})
+}
+
+func (s *Service) enqueue(ctx context.Context, tx Tx, kind string, ref uuid.UUID, at time.Time) error {
+	id, err := s.newID()
+	if err != nil {
+		return err
+	}
+	return tx.EnqueueJob(ctx, Job{ID: id, Kind: kind, Ref: ref, RunAt: at, CreatedAt: s.now()})
+}
+
+// lockedOperation locks an operation's wallet and then the operation, in that
+// order everywhere, so concurrent confirmations, expiries and payouts queue
+// instead of deadlocking.
+func lockedOperation(ctx context.Context, tx Tx, opID uuid.UUID) (Operation, Wallet, error) {
+	op, err := tx.OperationByID(ctx, opID, false)
+	if err != nil {
+		return Operation{}, Wallet{}, err
+	}
+	w, err := tx.Wallet(ctx, op.PartnerID, op.WalletID, true)
+	if err != nil {
+		return Operation{}, Wallet{}, err
+	}
+	op, err = tx.OperationByID(ctx, opID, true)
+	return op, w, err
+}
+
+// finishTopUp ends a PENDING top-up: releases its pending amount and, unless it
+// succeeded, its monthly usage.
+func finishTopUp(ctx context.Context, tx Tx, op *Operation, status OperationStatus, at time.Time) error {
+	op.Status, op.FinishedAt = status, at
+	if err := tx.UpdateOperation(ctx, *op); err != nil {
+		return err
+	}
+	if err := tx.AddPendingCredit(ctx, op.WalletID, -op.Amount); err != nil {
+		return err
+	}
+	if status != Success {
+		return tx.AddMonthUsage(ctx, op.WalletID, op.Month, Credit, -op.Amount)
+	}
+	return nil
+}
+
+// ConfirmTopUp is the SBP side's confirmation of a top-up link. It applies once:
+// a confirmation of a finished top-up changes nothing and returns it as it is.
+// Limits are checked again; when they no longer hold the top-up FAILS.
+func (s *Service) ConfirmTopUp(ctx context.Context, qrcID string) (Operation, error) {
+	return s.settleTopUp(ctx, qrcID, true)
+}
+
+// DeclineTopUp is the client declining the top-up in the bank app.
+func (s *Service) DeclineTopUp(ctx context.Context, qrcID string) (Operation, error) {
+	return s.settleTopUp(ctx, qrcID, false)
+}
+
+func (s *Service) settleTopUp(ctx context.Context, qrcID string, confirm bool) (Operation, error) {
+	var op Operation
+	err := s.store.Update(ctx, func(ctx context.Context, tx Tx) error {
+		found, err := tx.OperationByQRC(ctx, qrcID)
+		if errors.Is(err, ErrNotFound) {
+			return Fail(CodeOperationNotFound)
+		}
+		if err != nil {
+			return err
+		}
+		var w Wallet
+		if op, w, err = lockedOperation(ctx, tx, found.ID); err != nil || op.Final() {
+			return err
+		}
+		now := s.now()
+		switch {
+		case !now.Before(op.ExpiresAt):
+			return finishTopUp(ctx, tx, &op, Expired, now)
+		case !confirm:
+			return finishTopUp(ctx, tx, &op, Failed, now)
+		}
+		l, err := s.loadLimits(ctx, tx, w, op.Month)
+		if err != nil {
+			return err
+		}
+		// The top-up's own amount is already in the month's usage and in the
+		// pending sum; check what the wallet will hold once it is credited.
+		l.used[Credit] -= op.Amount
+		if l.credit(op.Amount, 0) != nil || w.Status != Active {
+			return finishTopUp(ctx, tx, &op, Failed, now)
+		}
+		if err := finishTopUp(ctx, tx, &op, Success, now); err != nil {
+			return err
+		}
+		return s.post(ctx, tx, op.ID, TxTopUp, transfer(openAcc(SBPInbound), walletAcc(op.WalletID), op.Amount))
+	})
+	return op, err
+}
+
+// ExpireTopUp is the background work that ends an unconfirmed top-up. It returns
+// when to try again if the top-up is not due yet.
+func (s *Service) ExpireTopUp(ctx context.Context, opID uuid.UUID) (time.Time, error) {
+	var retry time.Time
+	err := s.store.Update(ctx, func(ctx context.Context, tx Tx) error {
+		op, _, err := lockedOperation(ctx, tx, opID)
+		if errors.Is(err, ErrNotFound) || (err == nil && op.Final()) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		now := s.now()
+		if now.Before(op.ExpiresAt) {
+			retry = op.ExpiresAt
+			return nil
+		}
+		return finishTopUp(ctx, tx, &op, Expired, now)
+	})
+	return retry, err
+}
+
+// InitPayment issues a single-use payment token bound to the wallet.
+// Errors: WALLET_NOT_FOUND, WALLET_CLOSED.
+func (s *Service) InitPayment(ctx context.Context, partnerID, walletID uuid.UUID) (PaymentToken, error) {
+	// Random (v4), not time-ordered: a token must not be guessable.
+	token, err := uuid.NewRandom()
+	if err != nil {
+		return PaymentToken{}, err
+	}
+	now := s.now()
+	pt := PaymentToken{Token: token, WalletID: walletID, CreatedAt: now, ExpiresAt: now.Add(s.tokenTTL)}
+	err = s.store.Update(ctx, func(ctx context.Context, tx Tx) error {
+		if _, err := activeWallet(ctx, tx, partnerID, walletID); err != nil {
+			return err
+		}
+		return tx.InsertPaymentToken(ctx, pt)
+	})
+	return pt, err
+}
+
+// PaymentRequest is the second step of a payment.
+type PaymentRequest struct {
+	WalletID uuid.UUID
+	Token    uuid.UUID
+	Amount   money.Amount
+	TSPID    uuid.UUID
+}
+
+func tokenInvalid(reason string) error { return FailField(CodeTokenInvalid, "token", reason) }
+
+// Pay debits the wallet and credits the TSP at once. Repeating the same payment
+// returns the first answer and moves nothing; a refused payment leaves the token
+// usable. Errors: WALLET_NOT_FOUND, WALLET_CLOSED, TOKEN_INVALID, TSP_NOT_FOUND,
+// OPERATION_DISABLED, LIMIT_EXCEEDED, INSUFFICIENT_FUNDS.
+func (s *Service) Pay(ctx context.Context, partnerID uuid.UUID, req PaymentRequest) (Operation, error) {
+	if req.Amount <= 0 || req.Amount > money.Max {
+		return Operation{}, Invalid("amount", "должно быть больше нуля")
+	}
+	id, err := s.newID()
+	if err != nil {
+		return Operation{}, err
+	}
+	var op Operation
+	err = s.store.Update(ctx, func(ctx context.Context, tx Tx) error {
+		w, err := activeWallet(ctx, tx, partnerID, req.WalletID)
+		if err != nil {
+			return err
+		}
+		pt, err := tx.PaymentToken(ctx, req.Token, true)
+		if errors.Is(err, ErrNotFound) || (err == nil && pt.WalletID != w.ID) {
+			return tokenInvalid("токен не найден или выдан для другого кошелька")
+		}
+		if err != nil {
+			return err
+		}
+		if pt.OperationID != uuid.Nil {
+			prev, err := tx.OperationByID(ctx, pt.OperationID, false)
+			if err != nil {
+				return err
+			}
+			if prev.Amount != req.Amount || prev.TSPID != req.TSPID {
+				return tokenInvalid("токен уже использован для другой оплаты")
+			}
+			op = prev
+			return nil
+		}
+		now := s.now()
+		if !now.Before(pt.ExpiresAt) {
+			return tokenInvalid("срок действия токена истёк")
+		}
+		tsp, err := tx.TSP(ctx, partnerID, req.TSPID)
+		if errors.Is(err, ErrNotFound) {
+			return FailField(CodeTSPNotFound, "tsp", "ТСП не найдено у партнёра")
+		}
+		if err != nil {
+			return err
+		}
+		month := s.monthOf(now)
+		l, err := s.loadLimits(ctx, tx, w, month)
+		if err != nil {
+			return err
+		}
+		if err := l.spend(Payment, req.Amount); err != nil {
+			return err
+		}
+		op = Operation{
+			ID: id, WalletID: w.ID, PartnerID: partnerID, Type: Payment, Status: Success, Amount: req.Amount,
+			TSPID: tsp.ID, Token: pt.Token, Description: "Оплата: " + tsp.Name, Month: month,
+			CreatedAt: now, FinishedAt: now,
+		}
+		if err := tx.InsertOperation(ctx, op); err != nil {
+			return err
+		}
+		if err := s.post(ctx, tx, id, TxPayment, transfer(walletAcc(w.ID), openAcc(tsp.ID), req.Amount)); err != nil {
+			return err
+		}
+		if err := tx.AddMonthUsage(ctx, w.ID, month, Payment, req.Amount); err != nil {
+			return err
+		}
+		return tx.UsePaymentToken(ctx, pt.Token, id)
+	})
+	return op, err
+}
+
+// Refund returns (part of) a payment from the TSP to the wallet; amount zero
+// means all that is not refunded yet. Refunds never exceed the payment and are
+// bound only by the balance limit. Errors: WALLET_NOT_FOUND, WALLET_CLOSED,
+// TOKEN_INVALID, VALIDATION_ERROR, LIMIT_EXCEEDED, IDEMPOTENCY_KEY_REUSED.
+func (s *Service) Refund(ctx context.Context, partnerID, walletID, token uuid.UUID, requested money.Amount, idemKey string) (Operation, error) {
+	if requested < 0 || requested > money.Max {
+		return Operation{}, Invalid("amount", "должно быть больше нуля")
+	}
+	id, err := s.newID()
+	if err != nil {
+		return Operation{}, err
+	}
+	return retryDuplicates(func() (Operation, error) {
+		var op Operation
+		err := s.store.Update(ctx, func(ctx context.Context, tx Tx) error {
+			w, err := activeWallet(ctx, tx, partnerID, walletID)
+			if err != nil {
+				return err
+			}
+			prev, ok, err := replay(ctx, tx, partnerID, idemKey, func(o Operation) bool {
+				return o.Type == Refund && o.WalletID == walletID && o.Token == token && (requested == 0 || o.Amount == requested)
+			})
+			if err != nil || ok {
+				op = prev
+				return err
+			}
+			pay, err := tx.PaymentByToken(ctx, token, true)
+			if errors.Is(err, ErrNotFound) || (err == nil && pay.WalletID != w.ID) {
+				return tokenInvalid("оплата с таким токеном не найдена")
+			}
+			if err != nil {
+				return err
+			}
+			left := pay.Amount - pay.Refunded
+			amount := requested
+			if amount == 0 {
+				amount = left
+			}
+			if left == 0 {
+				return Invalid("amount", "оплата уже возвращена полностью")
+			}
+			if amount > left {
+				return Invalid("amount", fmt.Sprintf("больше суммы, доступной к возврату: %s", left))
+			}
+			month := s.monthOf(s.now())
+			l, err := s.loadLimits(ctx, tx, w, month)
+			if err != nil {
+				return err
+			}
+			if err := l.balance(amount, w.PendingCredit); err != nil {
+				return err
+			}
+			tsp, err := tx.TSP(ctx, partnerID, pay.TSPID)
+			if err != nil {
+				return err
+			}
+			now := s.now()
+			op = Operation{
+				ID: id, WalletID: w.ID, PartnerID: partnerID, Type: Refund, Status: Success, Amount: amount,
+				TSPID: pay.TSPID, Token: token, ParentID: pay.ID, IdemKey: idemKey,
+				Description: "Возврат: " + tsp.Name, Month: month, CreatedAt: now, FinishedAt: now,
+			}
+			if err := tx.InsertOperation(ctx, op); err != nil {
+				return err
+			}
+			pay.Refunded += amount
+			if err := tx.UpdateOperation(ctx, pay); err != nil {
+				return err
+			}
+			return s.post(ctx, tx, id, TxRefund, transfer(openAcc(pay.TSPID), walletAcc(w.ID), amount))
+		})
+		return op, err
+	})
+}
+
+// Withdraw holds amount at once as a PENDING DEBIT and sends the payout in the
+// background. Errors: WALLET_NOT_FOUND, WALLET_CLOSED, BANK_NOT_FOUND,
+// OPERATION_DISABLED, LIMIT_EXCEEDED, INSUFFICIENT_FUNDS, IDEMPOTENCY_KEY_REUSED.
+func (s *Service) Withdraw(ctx context.Context, partnerID, walletID uuid.UUID, bankID string, amount money.Amount, idemKey string) (Operation, error) {
+	if amount <= 0 || amount > money.Max {
+		return Operation{}, Invalid("amount", "должно быть больше нуля")
+	}
+	bank, ok := s.bankName(bankID)
+	if !ok {
+		return Operation{}, FailField(CodeBankNotFound, "bankIdentifier", "банк не является участником СБП")
+	}
+	id, err := s.newID()
+	if err != nil {
+		return Operation{}, err
+	}
+	return retryDuplicates(func() (Operation, error) {
+		var op Operation
+		err := s.store.Update(ctx, func(ctx context.Context, tx Tx) error {
+			w, err := activeWallet(ctx, tx, partnerID, walletID)
+			if err != nil {
+				return err
+			}
+			prev, ok, err := replay(ctx, tx, partnerID, idemKey, func(o Operation) bool {
+				return o.Type == Debit && o.WalletID == walletID && o.BankID == bankID && o.Amount == amount
+			})
+			if err != nil || ok {
+				op = prev
+				return err
+			}
+			now := s.now()
+			month := s.monthOf(now)
+			l, err := s.loadLimits(ctx, tx, w, month)
+			if err != nil {
+				return err
+			}
+			if err := l.spend(Debit, amount); err != nil {
+				return err
+			}
+			op = Operation{
+				ID: id, WalletID: w.ID, PartnerID: partnerID, Type: Debit, Status: Pending, Amount: amount,
+				BankID: bankID, IdemKey: idemKey, Description: "Вывод в банк: " + bank, Month: month, CreatedAt: now,
+			}
+			if err := tx.InsertOperation(ctx, op); err != nil {
+				return err
+			}
+			if err := s.post(ctx, tx, id, TxPayoutHold, transfer(walletAcc(w.ID), openAcc(PayoutsInTransit), amount)); err != nil {
+				return err
+			}
+			if err := tx.AddMonthUsage(ctx, w.ID, month, Debit, amount); err != nil {
+				return err
+			}
+			return s.enqueue(ctx, tx, JobPayout, id, now)
+		})
+		return op, err
+	})
+}
+
+// ProcessPayout is the background work of a withdrawal: it asks the SBP side to
+// pay out and records the outcome once. It returns when to ask again while the
+// payout is in progress.
+func (s *Service) ProcessPayout(ctx context.Context, opID uuid.UUID) (time.Time, error) {
+	var op Operation
+	err := s.store.View(ctx, func(ctx context.Context, tx Tx) error {
+		var err error
+		op, err = tx.OperationByID(ctx, opID, false)
+		return err
+	})
+	if errors.Is(err, ErrNotFound) || (err == nil && op.Final()) {
+		return time.Time{}, nil
+	}
+	if err != nil {
+		return time.Time{}, err
+	}
+	res, err := s.sbp.Payout(ctx, PayoutOrder{OperationID: op.ID, BankID: op.BankID, Amount: op.Amount, CreatedAt: op.CreatedAt})
+	if err != nil {
+		return time.Time{}, err
+	}
+	if res.Status == PayoutInProgress {
+		return res.RetryAt, nil
+	}
+	return time.Time{}, s.finishPayout(ctx, opID, res.Status == PayoutSucceeded)
+}
+
+func (s *Service) finishPayout(ctx context.Context, opID uuid.UUID, ok bool) error {
+	return s.store.Update(ctx, func(ctx context.Context, tx Tx) error {
+		op, _, err := lockedOperation(ctx, tx, opID)
+		if err != nil || op.Final() {
+			return err
+		}
+		now := s.now()
+		if ok {
+			op.Status, op.FinishedAt = Success, now
+			if err := tx.UpdateOperation(ctx, op); err != nil {
+				return err
+			}
+			return s.post(ctx, tx, op.ID, TxPayoutSettle, transfer(openAcc(PayoutsInTransit), openAcc(SBPOutbound), op.Amount))
+		}
+		// A failed payout returns the held amount and frees its monthly usage.
+		op.Status, op.FinishedAt = Failed, now
+		if err := tx.UpdateOperation(ctx, op); err != nil {
+			return err
+		}
+		if err := tx.AddMonthUsage(ctx, op.WalletID, op.Month, Debit, -op.Amount); err != nil {
+			return err
+		}
+		return s.post(ctx, tx, op.ID, TxPayoutReturn, transfer(openAcc(PayoutsInTransit), walletAcc(op.WalletID), op.Amount))
+	})
+}
+
+// Operation returns one operation of the partner's wallet.
+// Errors: WALLET_NOT_FOUND, OPERATION_NOT_FOUND.
+func (s *Service) Operation(ctx context.Context, partnerID, walletID, opID uuid.UUID) (Operation, error) {
+	var op Operation
+	err := s.store.View(ctx, func(ctx context.Context, tx Tx) error {
+		if _, err := wallet(ctx, tx, partnerID, walletID, false); err != nil {
+			return err
+		}
+		var err error
+		op, err = tx.Operation(ctx, partnerID, walletID, opID)
+		if errors.Is(err, ErrNotFound) {
+			return Fail(CodeOperationNotFound)
+		}
+		return err
+	})
+	return op, err
+}
+
+// ReportPage is one page of the operations report.
+type ReportPage struct {
+	Operations []Operation
+	Total      int
+	Page, Size int
+}
+
+// MaxPageSize is the largest report page.
+const MaxPageSize = 100
+
+// Report returns a page of the wallet's operations, newest first.
+// Errors: WALLET_NOT_FOUND, VALIDATION_ERROR.
+func (s *Service) Report(ctx context.Context, partnerID, walletID uuid.UUID, f ReportFilter) (ReportPage, error) {
+	var v Validation
+	if f.Size == 0 {
+		f.Size = 20
+	}
+	if f.Size < 1 || f.Size > MaxPageSize {
+		v.Add("size", fmt.Sprintf("от 1 до %d", MaxPageSize))
+	}
+	if f.Page < 0 {
+		v.Add("page", "не может быть отрицательным")
+	}
+	if f.Type != "" && !f.Type.Valid() {
+		v.Add("operationType", "допустимые значения: PAYMENT, CREDIT, DEBIT, REFUND")
+	}
+	if !f.From.IsZero() && !f.To.IsZero() && f.From.After(f.To) {
+		v.Add("dateFrom", "позже dateTo")
+	}
+	if f.AmountFrom.Valid && f.AmountTo.Valid && f.AmountFrom.Value > f.AmountTo.Value {
+		v.Add("amountFrom", "больше amountTo")
+	}
+	if err := v.Err(); err != nil {
+		return ReportPage{}, err
+	}
+	page := ReportPage{Page: f.Page, Size: f.Size}
+	err := s.store.View(ctx, func(ctx context.Context, tx Tx) error {
+		if _, err := wallet(ctx, tx, partnerID, walletID, false); err != nil {
+			return err
+		}
+		var err error
+		page.Operations, page.Total, err = tx.Report(ctx, walletID, f)
+		return err
+	})
+	return page, err
+}
+
+// TopUp returns the top-up behind an SBP link id (the sandbox's bank page).
+// Errors: OPERATION_NOT_FOUND.
+func (s *Service) TopUp(ctx context.Context, qrcID string) (Operation, error) {
+	var op Operation
+	err := s.store.View(ctx, func(ctx context.Context, tx Tx) error {
+		var err error
+		op, err = tx.OperationByQRC(ctx, qrcID)
+		if errors.Is(err, ErrNotFound) {
+			return Fail(CodeOperationNotFound)
+		}
+		return err
+	})
+	return op, err
+}
