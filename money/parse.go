@@ -2,6 +2,7 @@ package money
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"unicode"
@@ -154,25 +155,26 @@ func ParseJSON(raw []byte) (Amount, error) {
 	if len(tok) == 0 {
 		return refuse("", reasonEmpty)
 	}
-	switch c := tok[0]; {
-	case c == '"':
+	switch tok[0] {
+	case '"':
 		var s string
 		if err := json.Unmarshal(tok, &s); err != nil {
 			return refuse(string(tok), reasonInvalidString)
 		}
 		a, err := Parse(s)
-		if pe, ok := err.(*ParseError); ok {
+		var pe *ParseError
+		if errors.As(err, &pe) {
 			// Report the JSON text the client sent, not the decoded
 			// string, so that the message matches the request body.
 			pe.Input = string(tok)
 		}
 		return a, err
-	case c == 'n':
+	case 'n':
 		if string(tok) == "null" {
 			return refuse(string(tok), reasonNull)
 		}
 		return refuse(string(tok), reasonNotAmount)
-	case c == 't' || c == 'f' || c == '{' || c == '[':
+	case 't', 'f', '{', '[':
 		return refuse(string(tok), reasonNotAmount)
 	}
 	// A bare token. Parse accepts only a subset of the JSON number grammar,

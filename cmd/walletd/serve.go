@@ -91,7 +91,7 @@ func serve(ctx context.Context, args []string, env envFunc, stdout, stderr io.Wr
 	}
 	defer db.Close()
 
-	ln, err := net.Listen("tcp", cfg.addr)
+	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", cfg.addr)
 	if err != nil {
 		return err
 	}
