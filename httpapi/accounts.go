@@ -39,6 +39,9 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) error {
 	}
 	var v wallet.Validation
 	phone := body.str("phone", "phone", true, &v)
+	if phone != "" && !wallet.ValidPhone(phone) {
+		v.Add("phone", "должен состоять из 10 цифр")
+	}
 	level := wallet.Elementary
 	if body.present("identification") {
 		n, ok := smallInt(body["identification"])

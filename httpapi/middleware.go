@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"log/slog"
 	"net/http"
+	"path"
 	"strings"
 	"time"
 
@@ -112,6 +113,24 @@ func printable(s string) bool {
 		}
 	}
 	return true
+}
+
+// canonicalPaths answers 404 for paths with "//", "." or ".." segments instead
+// of letting the mux redirect: a redirect of a POST loses its body, and a
+// partner deserves the protocol's error answer, not an HTML page.
+func (s *Server) canonicalPaths(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := r.URL.Path
+		clean := path.Clean(p)
+		if strings.HasSuffix(p, "/") && clean != "/" {
+			clean += "/"
+		}
+		if p == "" || clean != p {
+			s.writeError(w, r, errNotFound)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // limitBody refuses bodies over 64 KiB: at once when Content-Length says so,

@@ -10,36 +10,12 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/perspektiva/walletd/money"
+	"github.com/perspektiva/walletd/protocol"
 	"github.com/perspektiva/walletd/wallet"
 )
 
-// reportItem is one operation as the report shows it (PROTOCOL.md 4.5).
-type reportItem struct {
-	OperationID     uuid.UUID    `json:"operationId"`
-	OperationType   string       `json:"operationType"`
-	Status          string       `json:"status"`
-	Description     string       `json:"description"`
-	OperationDate   string       `json:"operationDate"`
-	Amount          money.Amount `json:"amount"`
-	FormattedAmount string       `json:"formattedAmount"`
-	TCP             *uuid.UUID   `json:"tcp"`
-}
-
-func (s *Server) reportItem(op wallet.Operation) reportItem {
-	sign := money.Minus
-	if op.Type == wallet.Credit || op.Type == wallet.Refund {
-		sign = money.Plus
-	}
-	item := reportItem{
-		OperationID: op.ID, OperationType: string(op.Type), Status: string(op.Status),
-		Description: op.Description, OperationDate: s.formatTime(op.CreatedAt),
-		Amount: op.Amount, FormattedAmount: op.Amount.Format(sign),
-	}
-	if op.TSPID != uuid.Nil {
-		tsp := op.TSPID
-		item.TCP = &tsp
-	}
-	return item
+func (s *Server) reportItem(op wallet.Operation) protocol.ReportItem {
+	return protocol.NewReportItem(op, s.cfg.Wallets.Location())
 }
 
 type refillAnswer struct {
@@ -242,11 +218,11 @@ func (s *Server) operation(w http.ResponseWriter, r *http.Request) error {
 }
 
 type reportAnswer struct {
-	Content       []reportItem `json:"content"`
-	Page          int          `json:"page"`
-	Size          int          `json:"size"`
-	TotalElements int          `json:"totalElements"`
-	TotalPages    int          `json:"totalPages"`
+	Content       []protocol.ReportItem `json:"content"`
+	Page          int                   `json:"page"`
+	Size          int                   `json:"size"`
+	TotalElements int                   `json:"totalElements"`
+	TotalPages    int                   `json:"totalPages"`
 }
 
 func (s *Server) report(w http.ResponseWriter, r *http.Request) error {
@@ -262,7 +238,7 @@ func (s *Server) report(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	ans := reportAnswer{Content: make([]reportItem, 0, len(page.Operations)), Page: page.Page, Size: page.Size, TotalElements: page.Total}
+	ans := reportAnswer{Content: make([]protocol.ReportItem, 0, len(page.Operations)), Page: page.Page, Size: page.Size, TotalElements: page.Total}
 	ans.TotalPages = (page.Total + page.Size - 1) / page.Size
 	for _, op := range page.Operations {
 		ans.Content = append(ans.Content, s.reportItem(op))

@@ -39,9 +39,10 @@ func (s *Server) routes() http.Handler {
 		handle(api("/account/{walletId}/"+spelling), map[string]handlerFunc{http.MethodPost: post(s.withdraw)})
 	}
 
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+	handle("/healthz", map[string]handlerFunc{http.MethodGet: func(w http.ResponseWriter, _ *http.Request) error {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	})
+		return nil
+	}})
 	handle("/readyz", map[string]handlerFunc{http.MethodGet: s.ready})
 	if s.cfg.Sandbox != nil {
 		mux.Handle("/sandbox/sbp/", s.cfg.Sandbox)

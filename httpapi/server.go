@@ -11,6 +11,7 @@ import (
 
 	"github.com/perspektiva/walletd/auth"
 	"github.com/perspektiva/walletd/idempotency"
+	"github.com/perspektiva/walletd/protocol"
 	"github.com/perspektiva/walletd/sbp"
 	"github.com/perspektiva/walletd/wallet"
 )
@@ -56,15 +57,12 @@ func New(cfg Config) *Server {
 		cfg.Unavailable = func(error) bool { return false }
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger}
-	s.handler = s.recoverPanics(s.logRequests(s.limitBody(s.routes())))
+	s.handler = s.recoverPanics(s.logRequests(s.canonicalPaths(s.limitBody(s.routes()))))
 	return s
 }
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
 
-// moscowLayout is the protocol's time format.
-const moscowLayout = "2006-01-02 15:04:05"
-
 func (s *Server) formatTime(t time.Time) string {
-	return t.In(s.cfg.Wallets.Location()).Format(moscowLayout)
+	return protocol.FormatTime(t, s.cfg.Wallets.Location())
 }

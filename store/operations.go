@@ -226,3 +226,9 @@ func (t *walletTx) EnqueueJob(ctx context.Context, j wallet.Job) error {
 		j.ID, j.Kind, j.Ref, micros(j.RunAt), micros(j.CreatedAt))
 	return err
 }
+
+func (t *walletTx) InsertEvent(ctx context.Context, e wallet.Event) error {
+	_, err := t.q.ExecContext(ctx, `INSERT INTO webhook_events (id, partner_id, type, wallet_id, operation_id, created_at)
+		VALUES ($1, $2, $3, $4, $5, $6)`, e.ID, e.PartnerID, e.Type, e.WalletID, nullUUID(e.OperationID), micros(e.CreatedAt))
+	return err
+}

@@ -146,7 +146,7 @@ func lockedOperation(ctx context.Context, tx Tx, opID uuid.UUID) (Operation, Wal
 
 // finishTopUp ends a PENDING top-up: releases its pending amount and, unless it
 // succeeded, its monthly usage.
-func finishTopUp(ctx context.Context, tx Tx, op *Operation, status OperationStatus, at time.Time) error {
+func (s *Service) finishTopUp(ctx context.Context, tx Tx, op *Operation, status OperationStatus, at time.Time) error {
 	op.Status, op.FinishedAt = status, at
 	if err := tx.UpdateOperation(ctx, *op); err != nil {
 		return err
@@ -155,9 +155,11 @@ func finishTopUp(ctx context.Context, tx Tx, op *Operation, status OperationStat
 		return err
 	}
 	if status != Success {
-		return tx.AddMonthUsage(ctx, op.WalletID, op.Month, Credit, -op.Amount)
+		if err := tx.AddMonthUsage(ctx, op.WalletID, op.Month, Credit, -op.Amount); err != nil {
+			return err
+		}
 	}
-	return nil
+	return s.emitOp(ctx, tx, topUpEvent(status), *op)
 }
 
 // ConfirmTopUp is the SBP side's confirmation of a top-up link. It applies once:
@@ -189,9 +191,9 @@ func (s *Service) settleTopUp(ctx context.Context, qrcID string, confirm bool) (
 		now := s.now()
 		switch {
 		case !now.Before(op.ExpiresAt):
-			return finishTopUp(ctx, tx, &op, Expired, now)
+			return s.finishTopUp(ctx, tx, &op, Expired, now)
 		case !confirm:
-			return finishTopUp(ctx, tx, &op, Failed, now)
+			return s.finishTopUp(ctx, tx, &op, Failed, now)
 		}
 		l, err := s.loadLimits(ctx, tx, w, op.Month)
 		if err != nil {
@@ -201,9 +203,9 @@ func (s *Service) settleTopUp(ctx context.Context, qrcID string, confirm bool) (
 		// pending sum; check what the wallet will hold once it is credited.
 		l.used[Credit] -= op.Amount
 		if l.credit(op.Amount, 0) != nil || w.Status != Active {
-			return finishTopUp(ctx, tx, &op, Failed, now)
+			return s.finishTopUp(ctx, tx, &op, Failed, now)
 		}
-		if err := finishTopUp(ctx, tx, &op, Success, now); err != nil {
+		if err := s.finishTopUp(ctx, tx, &op, Success, now); err != nil {
 			return err
 		}
 		return s.post(ctx, tx, op.ID, TxTopUp, transfer(openAcc(SBPInbound), walletAcc(op.WalletID), op.Amount))
@@ -228,7 +230,7 @@ func (s *Service) ExpireTopUp(ctx context.Context, opID uuid.UUID) (time.Time, e
 			retry = op.ExpiresAt
 			return nil
 		}
-		return finishTopUp(ctx, tx, &op, Expired, now)
+		return s.finishTopUp(ctx, tx, &op, Expired, now)
 	})
 	return retry, err
 }
@@ -331,7 +333,10 @@ func (s *Service) Pay(ctx context.Context, partnerID uuid.UUID, req PaymentReque
 		if err := tx.AddMonthUsage(ctx, w.ID, month, Payment, req.Amount); err != nil {
 			return err
 		}
-		return tx.UsePaymentToken(ctx, pt.Token, id)
+		if err := tx.UsePaymentToken(ctx, pt.Token, id); err != nil {
+			return err
+		}
+		return s.emitOp(ctx, tx, EventPaymentSucceeded, op)
 	})
 	return op, err
 }
@@ -405,7 +410,10 @@ func (s *Service) Refund(ctx context.Context, partnerID, walletID, token uuid.UU
 			if err := tx.UpdateOperation(ctx, pay); err != nil {
 				return err
 			}
-			return s.post(ctx, tx, id, TxRefund, transfer(openAcc(pay.TSPID), walletAcc(w.ID), amount))
+			if err := s.post(ctx, tx, id, TxRefund, transfer(openAcc(pay.TSPID), walletAcc(w.ID), amount)); err != nil {
+				return err
+			}
+			return s.emitOp(ctx, tx, EventRefundSucceeded, op)
 		})
 		return op, err
 	})
@@ -417,10 +425,6 @@ func (s *Service) Refund(ctx context.Context, partnerID, walletID, token uuid.UU
 func (s *Service) Withdraw(ctx context.Context, partnerID, walletID uuid.UUID, bankID string, amount money.Amount, idemKey string) (Operation, error) {
 	if amount <= 0 || amount > money.Max {
 		return Operation{}, Invalid("amount", "должно быть больше нуля")
-	}
-	bank, ok := s.bankName(bankID)
-	if !ok {
-		return Operation{}, FailField(CodeBankNotFound, "bankIdentifier", "банк не является участником СБП")
 	}
 	id, err := s.newID()
 	if err != nil {
@@ -439,6 +443,10 @@ func (s *Service) Withdraw(ctx context.Context, partnerID, walletID uuid.UUID, b
 			if err != nil || ok {
 				op = prev
 				return err
+			}
+			bank, ok := s.bankName(bankID)
+			if !ok {
+				return FailField(CodeBankNotFound, "bankIdentifier", "банк не является участником СБП")
 			}
 			now := s.now()
 			month := s.monthOf(now)
@@ -506,7 +514,10 @@ func (s *Service) finishPayout(ctx context.Context, opID uuid.UUID, ok bool) err
 			if err := tx.UpdateOperation(ctx, op); err != nil {
 				return err
 			}
-			return s.post(ctx, tx, op.ID, TxPayoutSettle, transfer(openAcc(PayoutsInTransit), openAcc(SBPOutbound), op.Amount))
+			if err := s.post(ctx, tx, op.ID, TxPayoutSettle, transfer(openAcc(PayoutsInTransit), openAcc(SBPOutbound), op.Amount)); err != nil {
+				return err
+			}
+			return s.emitOp(ctx, tx, EventWithdrawalSucceeded, op)
 		}
 		// A failed payout returns the held amount and frees its monthly usage.
 		op.Status, op.FinishedAt = Failed, now
@@ -516,7 +527,10 @@ func (s *Service) finishPayout(ctx context.Context, opID uuid.UUID, ok bool) err
 		if err := tx.AddMonthUsage(ctx, op.WalletID, op.Month, Debit, -op.Amount); err != nil {
 			return err
 		}
-		return s.post(ctx, tx, op.ID, TxPayoutReturn, transfer(openAcc(PayoutsInTransit), walletAcc(op.WalletID), op.Amount))
+		if err := s.post(ctx, tx, op.ID, TxPayoutReturn, transfer(openAcc(PayoutsInTransit), walletAcc(op.WalletID), op.Amount)); err != nil {
+			return err
+		}
+		return s.emitOp(ctx, tx, EventWithdrawalFailed, op)
 	})
 }
 

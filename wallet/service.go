@@ -207,7 +207,10 @@ func (s *Service) Close(ctx context.Context, partnerID, walletID uuid.UUID) (Wal
 			return Fail(CodeWalletHasBalance)
 		}
 		w.Status, w.ClosedAt = Closed, s.now()
-		return tx.UpdateWallet(ctx, w)
+		if err := tx.UpdateWallet(ctx, w); err != nil {
+			return err
+		}
+		return s.emit(ctx, tx, EventWalletClosed, w.PartnerID, w.ID, uuid.Nil)
 	})
 	return w, err
 }

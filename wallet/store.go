@@ -83,6 +83,9 @@ type Tx interface {
 	// UsePaymentToken records the payment that used the token.
 	UsePaymentToken(ctx context.Context, token, operationID uuid.UUID) error
 
+	// InsertEvent writes a partner notification to the outbox.
+	InsertEvent(ctx context.Context, e Event) error
+
 	// EnqueueJob schedules background work; a job of the same kind and
 	// reference that already exists is rescheduled instead.
 	EnqueueJob(ctx context.Context, j Job) error
