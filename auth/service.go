@@ -90,7 +90,7 @@ func (s *Service) CreatePartner(ctx context.Context, name, webhookURL string) (C
 	if err != nil {
 		return Credentials{}, err
 	}
-	hookSecret, err := randomValue(hookPrefix, 32)
+	hookSecret, err := NewWebhookSecret()
 	if err != nil {
 		return Credentials{}, err
 	}
@@ -102,6 +102,9 @@ func (s *Service) CreatePartner(ctx context.Context, name, webhookURL string) (C
 	}
 	return Credentials{PartnerID: id, ClientID: clientID, ClientSecret: secret, WebhookSecret: hookSecret}, nil
 }
+
+// NewWebhookSecret returns a fresh secret for signing a partner's webhooks.
+func NewWebhookSecret() (string, error) { return randomValue(hookPrefix, 32) }
 
 // Pair is a successful token answer.
 type Pair struct {

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -39,13 +40,16 @@ type Runner struct {
 	Lease time.Duration
 	// Batch is how many jobs one claim takes.
 	Batch int
+	// Parallel is how many jobs of a batch run at once: a slow webhook
+	// receiver must not hold up payouts.
+	Parallel int
 }
 
 // NewRunner returns a runner of the given handlers by job kind.
 func NewRunner(store Store, handlers map[string]Handler, log *slog.Logger) *Runner {
 	return &Runner{
 		store: store, handlers: handlers, log: log, now: time.Now,
-		Poll: 500 * time.Millisecond, Lease: time.Minute, Batch: 32,
+		Poll: 500 * time.Millisecond, Lease: time.Minute, Batch: 32, Parallel: 8,
 	}
 }
 
@@ -82,10 +86,17 @@ func (r *Runner) RunOnce(ctx context.Context) (int, error) {
 	// Handlers finish even when ctx ends: a payout half-recorded is what the
 	// lease protects against, but there is no reason to cause it.
 	work := context.WithoutCancel(ctx)
-	var errs []error
-	for _, j := range jobs {
-		errs = append(errs, r.run(work, j))
+	errs := make([]error, len(jobs))
+	sem := make(chan struct{}, max(r.Parallel, 1))
+	var wg sync.WaitGroup
+	for i, j := range jobs {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			errs[i] = r.run(work, j)
+		})
 	}
+	wg.Wait()
 	return len(jobs), errors.Join(errs...)
 }
 

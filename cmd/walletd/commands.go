@@ -55,7 +55,7 @@ func migrate(ctx context.Context, args []string, env envFunc, stdout, stderr io.
 
 func partner(ctx context.Context, args []string, env envFunc, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return fmt.Errorf("%w: partner create|disable|enable", errUsage)
+		return fmt.Errorf("%w: partner create|disable|enable|set-webhook", errUsage)
 	}
 	fs, dsn := newFlags("partner "+args[0], env, stderr)
 	switch args[0] {
@@ -78,6 +78,8 @@ func partner(ctx context.Context, args []string, env envFunc, stdout, stderr io.
 			return err
 		}
 		return printJSON(stdout, creds)
+	case "set-webhook":
+		return setWebhook(ctx, fs, dsn, args[1:], stdout)
 	case "disable", "enable":
 		id := fs.String("partner", "", "partner id (required)")
 		if err := parse(fs, args[1:]); err != nil {
@@ -104,7 +106,7 @@ func partner(ctx context.Context, args []string, env envFunc, stdout, stderr io.
 		}
 		return printJSON(stdout, map[string]string{"partnerId": pid.String(), "status": string(status)})
 	}
-	return fmt.Errorf("%w: partner create|disable|enable", errUsage)
+	return fmt.Errorf("%w: partner create|disable|enable|set-webhook", errUsage)
 }
 
 func tsp(ctx context.Context, args []string, env envFunc, stdout, stderr io.Writer) error {

@@ -15,6 +15,9 @@ Usage:
   walletd migrate
   walletd partner create --name NAME [--webhook-url URL]
   walletd partner disable|enable --partner ID
+  walletd partner set-webhook --partner ID --url URL
+  walletd webhooks list --partner ID [--limit 50]
+  walletd webhooks replay EVENT_ID
   walletd tsp create --partner PARTNER_ID --name NAME
   walletd audit
 
@@ -57,6 +60,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return partner(ctx, args[1:], env, stdout, stderr)
 	case "tsp":
 		return tsp(ctx, args[1:], env, stdout, stderr)
+	case "webhooks":
+		return webhooks(ctx, args[1:], env, stdout, stderr)
 	case "audit":
 		return audit(ctx, args[1:], env, stdout, stderr)
 	case "help", "-h", "--help":

@@ -19,6 +19,7 @@ import (
 	"github.com/perspektiva/walletd/sbp"
 	"github.com/perspektiva/walletd/store"
 	"github.com/perspektiva/walletd/wallet"
+	"github.com/perspektiva/walletd/webhook"
 )
 
 // serveConfig is everything serve reads from flags and the environment.
@@ -153,9 +154,11 @@ func serve(ctx context.Context, args []string, env envFunc, stdout, stderr io.Wr
 	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopWork()
 	var work sync.WaitGroup
+	hooks := webhook.NewDeliverer(db.WebhookStore(), webhook.Config{Location: cfg.location, Logger: logger})
 	runner := jobs.NewRunner(db.JobStore(), map[string]jobs.Handler{
 		wallet.JobExpireTopUp: wallets.ExpireTopUp,
 		wallet.JobPayout:      wallets.ProcessPayout,
+		wallet.JobWebhook:     hooks.Deliver,
 	}, logger)
 	work.Go(func() { _ = runner.Run(workCtx) })
 	work.Go(func() { purgeIdempotency(workCtx, db, logger) })

@@ -1,0 +1,225 @@
+// Package webhook delivers partner notifications (PROTOCOL.md section 8): events
+// written to the outbox with their operations are POSTed to the partner's URL,
+// signed with its webhook secret, at least once, with exponential backoff for
+// 24 hours, every attempt recorded.
+package webhook
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/perspektiva/walletd/protocol"
+	"github.com/perspektiva/walletd/wallet"
+)
+
+// SignatureHeader carries the signature of a delivery.
+const SignatureHeader = "X-Wallet-Signature"
+
+// Sign returns the header value for body sent at t:
+// t=<unix seconds>,v1=<hex HMAC-SHA256(secret, t + "." + body)>.
+func Sign(secret string, t time.Time, body []byte) string {
+	ts := strconv.FormatInt(t.Unix(), 10)
+	mac := hmac.New(sha256.New, []byte(secret))
+	mac.Write([]byte(ts + "."))
+	mac.Write(body)
+	return "t=" + ts + ",v1=" + hex.EncodeToString(mac.Sum(nil))
+}
+
+// Status of an event's delivery.
+type Status string
+
+// Delivery statuses.
+const (
+	Pending   Status = "PENDING"
+	Delivered Status = "DELIVERED"
+	Failed    Status = "FAILED"  // gave up after the retry window
+	Skipped   Status = "SKIPPED" // the partner has no webhook URL
+)
+
+// Record is an event with its delivery state, for the operator.
+type Record struct {
+	wallet.Event
+	Status      Status
+	Attempts    int
+	DeliveredAt time.Time
+}
+
+// Attempt is one delivery try.
+type Attempt struct {
+	EventID    uuid.UUID
+	Number     int
+	At         time.Time
+	URL        string
+	StatusCode int // 0 when no HTTP answer came back
+	Error      string
+	Duration   time.Duration
+}
+
+// Target is where a partner's events go.
+type Target struct {
+	URL    string
+	Secret string
+}
+
+// Store is the outbox as delivery needs it.
+type Store interface {
+	Event(ctx context.Context, id uuid.UUID) (Record, error)
+	Target(ctx context.Context, partnerID uuid.UUID) (Target, error)
+	Operation(ctx context.Context, id uuid.UUID) (wallet.Operation, error)
+	RecordAttempt(ctx context.Context, a Attempt) error
+	SetStatus(ctx context.Context, id uuid.UUID, s Status, attempts int, at time.Time) error
+}
+
+// Body is the JSON a partner receives.
+type Body struct {
+	EventID   uuid.UUID            `json:"eventId"`
+	Type      string               `json:"type"`
+	CreatedAt string               `json:"createdAt"`
+	WalletID  uuid.UUID            `json:"walletId"`
+	Operation *protocol.ReportItem `json:"operation"`
+}
+
+// Config tunes a Deliverer.
+type Config struct {
+	Client   *http.Client     // 10 s timeout when nil
+	Location *time.Location   // protocol times
+	Window   time.Duration    // how long to keep retrying; 24 h when zero
+	Now      func() time.Time // time.Now when nil
+	Logger   *slog.Logger
+}
+
+// Deliverer sends events.
+type Deliverer struct {
+	store  Store
+	client *http.Client
+	loc    *time.Location
+	window time.Duration
+	now    func() time.Time
+	log    *slog.Logger
+}
+
+// NewDeliverer returns a Deliverer over store.
+func NewDeliverer(store Store, cfg Config) *Deliverer {
+	d := &Deliverer{store: store, client: cfg.Client, loc: cfg.Location, window: cfg.Window, now: cfg.Now, log: cfg.Logger}
+	if d.client == nil {
+		d.client = &http.Client{Timeout: 10 * time.Second}
+	}
+	if d.loc == nil {
+		d.loc = time.UTC
+	}
+	if d.window <= 0 {
+		d.window = 24 * time.Hour
+	}
+	if d.now == nil {
+		d.now = time.Now
+	}
+	if d.log == nil {
+		d.log = slog.New(slog.DiscardHandler)
+	}
+	return d
+}
+
+// Render builds an event's body. It depends only on the event and its
+// operation's final state, so every attempt sends the same bytes.
+func (d *Deliverer) Render(ctx context.Context, e wallet.Event) ([]byte, error) {
+	b := Body{EventID: e.ID, Type: e.Type, CreatedAt: protocol.FormatTime(e.CreatedAt, d.loc), WalletID: e.WalletID}
+	if e.OperationID != uuid.Nil {
+		op, err := d.store.Operation(ctx, e.OperationID)
+		if err != nil {
+			return nil, fmt.Errorf("operation of event %s: %w", e.ID, err)
+		}
+		item := protocol.NewReportItem(op, d.loc)
+		b.Operation = &item
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(b); err != nil {
+		return nil, err
+	}
+	return bytes.TrimRight(buf.Bytes(), "\n"), nil
+}
+
+// Deliver makes one attempt at an event (a jobs.Handler). It returns when to
+// try again after a failure, or zero when the event is settled.
+func (d *Deliverer) Deliver(ctx context.Context, eventID uuid.UUID) (time.Time, error) {
+	rec, err := d.store.Event(ctx, eventID)
+	if err != nil || rec.Status != Pending {
+		return time.Time{}, err
+	}
+	target, err := d.store.Target(ctx, rec.PartnerID)
+	if err != nil {
+		return time.Time{}, err
+	}
+	now := d.now()
+	if target.URL == "" {
+		return time.Time{}, d.store.SetStatus(ctx, eventID, Skipped, rec.Attempts, now)
+	}
+	body, err := d.Render(ctx, rec.Event)
+	if err != nil {
+		return time.Time{}, err
+	}
+	attempt := rec.Attempts + 1
+	a := d.post(ctx, target, body, now)
+	a.EventID, a.Number = eventID, attempt
+	if err := d.store.RecordAttempt(ctx, a); err != nil {
+		return time.Time{}, err
+	}
+	if a.StatusCode >= 200 && a.StatusCode < 300 {
+		return time.Time{}, d.store.SetStatus(ctx, eventID, Delivered, attempt, d.now())
+	}
+	next := now.Add(backoff(attempt))
+	if next.After(rec.CreatedAt.Add(d.window)) {
+		d.log.Warn("webhook given up", "event", eventID, "attempts", attempt)
+		return time.Time{}, d.store.SetStatus(ctx, eventID, Failed, attempt, d.now())
+	}
+	if err := d.store.SetStatus(ctx, eventID, Pending, attempt, time.Time{}); err != nil {
+		return time.Time{}, err
+	}
+	return next, nil
+}
+
+func (d *Deliverer) post(ctx context.Context, target Target, body []byte, now time.Time) Attempt {
+	a := Attempt{At: now, URL: target.URL}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target.URL, bytes.NewReader(body))
+	if err != nil {
+		a.Error = err.Error()
+		return a
+	}
+	req.Header.Set("Content-Type", "application/json; charset=utf-8")
+	req.Header.Set("User-Agent", "walletd-webhooks/1")
+	req.Header.Set(SignatureHeader, Sign(target.Secret, now, body))
+	start := time.Now()
+	resp, err := d.client.Do(req)
+	a.Duration = time.Since(start)
+	if err != nil {
+		a.Error = err.Error()
+		var ue interface{ Timeout() bool }
+		if errors.As(err, &ue) && ue.Timeout() {
+			a.Error = "timeout"
+		}
+		return a
+	}
+	defer func() { _ = resp.Body.Close() }()
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	a.StatusCode = resp.StatusCode
+	return a
+}
+
+// backoff is 1 s, 2 s, 4 s, ... capped at one hour between attempts.
+func backoff(attempt int) time.Duration {
+	return min(time.Second<<min(attempt-1, 12), time.Hour)
+}
