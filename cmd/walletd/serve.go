@@ -9,17 +9,11 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
 
-	"github.com/perspektiva/walletd/api"
+	"github.com/perspektiva/walletd/app"
 	"github.com/perspektiva/walletd/auth"
-	"github.com/perspektiva/walletd/httpapi"
-	"github.com/perspektiva/walletd/jobs"
-	"github.com/perspektiva/walletd/sbp"
-	"github.com/perspektiva/walletd/store"
 	"github.com/perspektiva/walletd/wallet"
-	"github.com/perspektiva/walletd/webhook"
 )
 
 // serveConfig is everything serve reads from flags and the environment.
@@ -100,43 +94,20 @@ func serve(ctx context.Context, args []string, env envFunc, stdout, stderr io.Wr
 		cfg.publicURL = "http://localhost:" + portOf(ln.Addr())
 	}
 
-	banks, err := sbp.LoadBanks()
-	if err != nil {
-		ln.Close()
-		return err
-	}
-	var gateway wallet.SBP = sbp.Unconfigured{}
-	sandbox := sbp.NewSandbox(cfg.publicURL, cfg.payoutWait)
-	if cfg.sandbox {
-		gateway = sandbox
-	}
-	authSvc := auth.NewService(db.AuthStore(), auth.Config{AccessTTL: cfg.accessTTL, RefreshTTL: cfg.refreshTTL})
-	wallets, err := wallet.NewService(db, wallet.Config{
-		Limits: cfg.limits, Location: cfg.location, SBP: gateway, TopUpTTL: cfg.topUpTTL,
-		BankName: func(id string) (string, bool) {
-			b, ok := banks.Find(id)
-			return b.Name, ok
-		},
+	a, err := app.New(app.Config{
+		DB: db, PublicURL: cfg.publicURL, Sandbox: cfg.sandbox, PayoutDelay: cfg.payoutWait,
+		TopUpTTL: cfg.topUpTTL, AccessTTL: cfg.accessTTL, RefreshTTL: cfg.refreshTTL,
+		Location: cfg.location, Limits: cfg.limits, Logger: logger,
 	})
 	if err != nil {
 		ln.Close()
 		return err
 	}
-	if err := bootstrapDemo(ctx, authSvc, wallets, cfg.publicURL, stdout); err != nil {
+	if err := bootstrapDemo(ctx, a.Auth, a.Wallets, cfg.publicURL, stdout); err != nil {
 		ln.Close()
 		return err
 	}
-
-	httpCfg := httpapi.Config{
-		Wallets: wallets, Auth: authSvc, Banks: banks, Logger: logger, Spec: api.Spec(),
-		Idempotency: db.IdempotencyStore(),
-		Unavailable: db.Unavailable,
-		Ready:       db.Ping,
-	}
-	if cfg.sandbox {
-		httpCfg.Sandbox = sandbox.Handler(wallets, logger, cfg.location)
-	}
-	handler := httpapi.New(httpCfg)
+	handler := a.Handler
 	srv := &http.Server{
 		Handler:           handler,
 		ReadHeaderTimeout: 5 * time.Second,
@@ -153,22 +124,14 @@ func serve(ctx context.Context, args []string, env envFunc, stdout, stderr io.Wr
 	// flight can still enqueue it; what is left waits in the database.
 	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopWork()
-	var work sync.WaitGroup
-	hooks := webhook.NewDeliverer(db.WebhookStore(), webhook.Config{Location: cfg.location, Logger: logger})
-	runner := jobs.NewRunner(db.JobStore(), map[string]jobs.Handler{
-		wallet.JobExpireTopUp: wallets.ExpireTopUp,
-		wallet.JobPayout:      wallets.ProcessPayout,
-		wallet.JobWebhook:     hooks.Deliver,
-	}, logger)
-	work.Go(func() { _ = runner.Run(workCtx) })
-	work.Go(func() { purgeIdempotency(workCtx, db, logger) })
+	waitWork := a.Background(workCtx)
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
 	case err := <-errc:
 		stopWork()
-		work.Wait()
+		waitWork()
 		return err
 	case <-ctx.Done():
 	}
@@ -177,7 +140,7 @@ func serve(ctx context.Context, args []string, env envFunc, stdout, stderr io.Wr
 	defer cancel()
 	shutdownErr := srv.Shutdown(shutdownCtx)
 	stopWork()
-	work.Wait()
+	waitWork()
 	if shutdownErr != nil {
 		return fmt.Errorf("shutdown: %w", shutdownErr)
 	}
@@ -185,24 +148,6 @@ func serve(ctx context.Context, args []string, env envFunc, stdout, stderr io.Wr
 		return err
 	}
 	return nil
-}
-
-// purgeIdempotency drops Idempotency-Key records past their 24 hours, hourly.
-func purgeIdempotency(ctx context.Context, db *store.DB, logger *slog.Logger) {
-	t := time.NewTicker(time.Hour)
-	defer t.Stop()
-	for {
-		if n, err := db.PurgeIdempotency(ctx, time.Now().Add(-25*time.Hour)); err != nil && ctx.Err() == nil {
-			logger.Warn("purge idempotency keys", "error", err.Error())
-		} else if n > 0 {
-			logger.Info("purged idempotency keys", "count", n)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
 }
 
 func portOf(a net.Addr) string {

@@ -1,0 +1,126 @@
+// Package app wires walletd together: the domain services over a store, the
+// SBP gateway, the HTTP API and the background work. cmd/walletd runs it as a
+// process; tests and tools run the same wiring in-process.
+package app
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/perspektiva/walletd/api"
+	"github.com/perspektiva/walletd/auth"
+	"github.com/perspektiva/walletd/httpapi"
+	"github.com/perspektiva/walletd/jobs"
+	"github.com/perspektiva/walletd/sbp"
+	"github.com/perspektiva/walletd/store"
+	"github.com/perspektiva/walletd/wallet"
+	"github.com/perspektiva/walletd/webhook"
+)
+
+// Config is everything the wiring needs; zero values take the documented defaults.
+type Config struct {
+	DB          *store.DB
+	PublicURL   string // where clients reach walletd; SBP links point there
+	Sandbox     bool   // serve the SBP sandbox and use it as the gateway
+	PayoutDelay time.Duration
+	TopUpTTL    time.Duration
+	AccessTTL   time.Duration
+	RefreshTTL  time.Duration
+	Location    *time.Location
+	Limits      wallet.SystemLimits
+	Logger      *slog.Logger
+}
+
+// App is a wired walletd.
+type App struct {
+	Wallets *wallet.Service
+	Auth    *auth.Service
+	Handler http.Handler
+
+	db     *store.DB
+	runner *jobs.Runner
+	log    *slog.Logger
+}
+
+// New wires an App over cfg.DB (already migrated).
+func New(cfg Config) (*App, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Location == nil {
+		loc, err := time.LoadLocation("Europe/Moscow")
+		if err != nil {
+			return nil, err
+		}
+		cfg.Location = loc
+	}
+	banks, err := sbp.LoadBanks()
+	if err != nil {
+		return nil, err
+	}
+	var gateway wallet.SBP = sbp.Unconfigured{}
+	sandbox := sbp.NewSandbox(cfg.PublicURL, cfg.PayoutDelay)
+	if cfg.Sandbox {
+		gateway = sandbox
+	}
+	a := &App{db: cfg.DB, log: cfg.Logger}
+	a.Auth = auth.NewService(cfg.DB.AuthStore(), auth.Config{AccessTTL: cfg.AccessTTL, RefreshTTL: cfg.RefreshTTL})
+	a.Wallets, err = wallet.NewService(cfg.DB, wallet.Config{
+		Limits: cfg.Limits, Location: cfg.Location, SBP: gateway, TopUpTTL: cfg.TopUpTTL,
+		BankName: func(id string) (string, bool) {
+			b, ok := banks.Find(id)
+			return b.Name, ok
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	httpCfg := httpapi.Config{
+		Wallets: a.Wallets, Auth: a.Auth, Banks: banks, Logger: cfg.Logger, Spec: api.Spec(),
+		Idempotency: cfg.DB.IdempotencyStore(),
+		Unavailable: cfg.DB.Unavailable,
+		Ready:       cfg.DB.Ping,
+	}
+	if cfg.Sandbox {
+		httpCfg.Sandbox = sandbox.Handler(a.Wallets, cfg.Logger, cfg.Location)
+	}
+	a.Handler = httpapi.New(httpCfg)
+
+	hooks := webhook.NewDeliverer(cfg.DB.WebhookStore(), webhook.Config{Location: cfg.Location, Logger: cfg.Logger})
+	a.runner = jobs.NewRunner(cfg.DB.JobStore(), map[string]jobs.Handler{
+		wallet.JobExpireTopUp: a.Wallets.ExpireTopUp,
+		wallet.JobPayout:      a.Wallets.ProcessPayout,
+		wallet.JobWebhook:     hooks.Deliver,
+	}, cfg.Logger)
+	return a, nil
+}
+
+// Background runs the durable background work until ctx ends; the returned
+// function waits for it to finish the jobs in hand.
+func (a *App) Background(ctx context.Context) (wait func()) {
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = a.runner.Run(ctx) })
+	wg.Go(func() { a.purgeIdempotency(ctx) })
+	return wg.Wait
+}
+
+// purgeIdempotency drops Idempotency-Key records past their 24 hours, hourly.
+func (a *App) purgeIdempotency(ctx context.Context) {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		if n, err := a.db.PurgeIdempotency(ctx, time.Now().Add(-25*time.Hour)); err != nil && ctx.Err() == nil {
+			a.log.Warn("purge idempotency keys", "error", err.Error())
+		} else if n > 0 {
+			a.log.Info("purged idempotency keys", "count", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
