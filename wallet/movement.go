@@ -43,6 +43,32 @@ func replay(ctx context.Context, tx Tx, partnerID uuid.UUID, key string, same fu
 	return op, true, nil
 }
 
+// newOperation runs the transaction of a request that creates an operation
+// under an optional Idempotency-Key: it locks the active wallet, answers a
+// repeated request with the operation it created before (same reports whether
+// it is the same request), and otherwise lets create make the operation.
+func (s *Service) newOperation(ctx context.Context, partnerID, walletID uuid.UUID, idemKey string,
+	same func(Operation) bool, create func(ctx context.Context, tx Tx, w Wallet) (Operation, error),
+) (Operation, error) {
+	return retryDuplicates(func() (Operation, error) {
+		var op Operation
+		err := s.store.Update(ctx, func(ctx context.Context, tx Tx) error {
+			w, err := activeWallet(ctx, tx, partnerID, walletID)
+			if err != nil {
+				return err
+			}
+			prev, ok, err := replay(ctx, tx, partnerID, idemKey, same)
+			if err != nil || ok {
+				op = prev
+				return err
+			}
+			op, err = create(ctx, tx, w)
+			return err
+		})
+		return op, err
+	})
+}
+
 func (s *Service) ledgerTx(opID uuid.UUID, kind string, postings []Posting) (LedgerTx, error) {
 	id, err := s.newID()
 	return LedgerTx{ID: id, OperationID: opID, Kind: kind, CreatedAt: s.now(), Postings: postings}, err
@@ -78,45 +104,31 @@ func (s *Service) Refill(ctx context.Context, partnerID, walletID uuid.UUID, amo
 	if err != nil {
 		return Operation{}, fmt.Errorf("%w: issue SBP link: %w", Fail(CodeUnavailable), err)
 	}
-	return retryDuplicates(func() (Operation, error) {
-		var op Operation
-		err := s.store.Update(ctx, func(ctx context.Context, tx Tx) error {
-			w, err := activeWallet(ctx, tx, partnerID, walletID)
-			if err != nil {
-				return err
-			}
-			prev, ok, err := replay(ctx, tx, partnerID, idemKey, func(o Operation) bool {
-				return o.Type == Credit && o.WalletID == walletID && o.Amount == amount
-			})
-			if err != nil || ok {
-				op = prev
-				return err
-			}
-			month := s.monthOf(now)
-			l, err := s.loadLimits(ctx, tx, w, month)
-			if err != nil {
-				return err
-			}
-			if err := l.credit(amount, w.PendingCredit); err != nil {
-				return err
-			}
-			op = Operation{
-				ID: id, WalletID: w.ID, PartnerID: partnerID, Type: Credit, Status: Pending, Amount: amount,
-				QRCID: link.QRCID, Payload: link.Payload, IdemKey: idemKey,
-				Description: "Пополнение через СБП", Month: month, CreatedAt: now, ExpiresAt: expires,
-			}
-			if err := tx.InsertOperation(ctx, op); err != nil {
-				return err
-			}
-			if err := tx.AddPendingCredit(ctx, w.ID, amount); err != nil {
-				return err
-			}
-			if err := tx.AddMonthUsage(ctx, w.ID, month, Credit, amount); err != nil {
-				return err
-			}
-			return s.enqueue(ctx, tx, JobExpireTopUp, id, expires)
-		})
-		return op, err
+	same := func(o Operation) bool { return o.Type == Credit && o.WalletID == walletID && o.Amount == amount }
+	return s.newOperation(ctx, partnerID, walletID, idemKey, same, func(ctx context.Context, tx Tx, w Wallet) (Operation, error) {
+		month := s.monthOf(now)
+		l, err := s.loadLimits(ctx, tx, w, month)
+		if err != nil {
+			return Operation{}, err
+		}
+		if err := l.credit(amount, w.PendingCredit); err != nil {
+			return Operation{}, err
+		}
+		op := Operation{
+			ID: id, WalletID: w.ID, PartnerID: partnerID, Type: Credit, Status: Pending, Amount: amount,
+			QRCID: link.QRCID, Payload: link.Payload, IdemKey: idemKey,
+			Description: "Пополнение через СБП", Month: month, CreatedAt: now, ExpiresAt: expires,
+		}
+		if err := tx.InsertOperation(ctx, op); err != nil {
+			return Operation{}, err
+		}
+		if err := tx.AddPendingCredit(ctx, w.ID, amount); err != nil {
+			return Operation{}, err
+		}
+		if err := tx.AddMonthUsage(ctx, w.ID, month, Credit, amount); err != nil {
+			return Operation{}, err
+		}
+		return op, s.enqueue(ctx, tx, JobExpireTopUp, id, expires)
 	})
 }
 
@@ -353,69 +365,57 @@ func (s *Service) Refund(ctx context.Context, partnerID, walletID, token uuid.UU
 	if err != nil {
 		return Operation{}, err
 	}
-	return retryDuplicates(func() (Operation, error) {
-		var op Operation
-		err := s.store.Update(ctx, func(ctx context.Context, tx Tx) error {
-			w, err := activeWallet(ctx, tx, partnerID, walletID)
-			if err != nil {
-				return err
-			}
-			prev, ok, err := replay(ctx, tx, partnerID, idemKey, func(o Operation) bool {
-				return o.Type == Refund && o.WalletID == walletID && o.Token == token && (requested == 0 || o.Amount == requested)
-			})
-			if err != nil || ok {
-				op = prev
-				return err
-			}
-			pay, err := tx.PaymentByToken(ctx, token, true)
-			if errors.Is(err, ErrNotFound) || (err == nil && pay.WalletID != w.ID) {
-				return tokenInvalid("оплата с таким токеном не найдена")
-			}
-			if err != nil {
-				return err
-			}
-			left := pay.Amount - pay.Refunded
-			amount := requested
-			if amount == 0 {
-				amount = left
-			}
-			if left == 0 {
-				return Invalid("amount", "оплата уже возвращена полностью")
-			}
-			if amount > left {
-				return Invalid("amount", fmt.Sprintf("больше суммы, доступной к возврату: %s", left))
-			}
-			month := s.monthOf(s.now())
-			l, err := s.loadLimits(ctx, tx, w, month)
-			if err != nil {
-				return err
-			}
-			if err := l.balance(amount, w.PendingCredit); err != nil {
-				return err
-			}
-			tsp, err := tx.TSP(ctx, partnerID, pay.TSPID)
-			if err != nil {
-				return err
-			}
-			now := s.now()
-			op = Operation{
-				ID: id, WalletID: w.ID, PartnerID: partnerID, Type: Refund, Status: Success, Amount: amount,
-				TSPID: pay.TSPID, Token: token, ParentID: pay.ID, IdemKey: idemKey,
-				Description: "Возврат: " + tsp.Name, Month: month, CreatedAt: now, FinishedAt: now,
-			}
-			if err := tx.InsertOperation(ctx, op); err != nil {
-				return err
-			}
-			pay.Refunded += amount
-			if err := tx.UpdateOperation(ctx, pay); err != nil {
-				return err
-			}
-			if err := s.post(ctx, tx, id, TxRefund, transfer(openAcc(pay.TSPID), walletAcc(w.ID), amount)); err != nil {
-				return err
-			}
-			return s.emitOp(ctx, tx, EventRefundSucceeded, op)
-		})
-		return op, err
+	same := func(o Operation) bool {
+		return o.Type == Refund && o.WalletID == walletID && o.Token == token && (requested == 0 || o.Amount == requested)
+	}
+	return s.newOperation(ctx, partnerID, walletID, idemKey, same, func(ctx context.Context, tx Tx, w Wallet) (Operation, error) {
+		pay, err := tx.PaymentByToken(ctx, token, true)
+		if errors.Is(err, ErrNotFound) || (err == nil && pay.WalletID != w.ID) {
+			return Operation{}, tokenInvalid("оплата с таким токеном не найдена")
+		}
+		if err != nil {
+			return Operation{}, err
+		}
+		left := pay.Amount - pay.Refunded
+		amount := requested
+		if amount == 0 {
+			amount = left
+		}
+		if left == 0 {
+			return Operation{}, Invalid("amount", "оплата уже возвращена полностью")
+		}
+		if amount > left {
+			return Operation{}, Invalid("amount", fmt.Sprintf("больше суммы, доступной к возврату: %s", left))
+		}
+		now := s.now()
+		month := s.monthOf(now)
+		l, err := s.loadLimits(ctx, tx, w, month)
+		if err != nil {
+			return Operation{}, err
+		}
+		if err := l.balance(amount, w.PendingCredit); err != nil {
+			return Operation{}, err
+		}
+		tsp, err := tx.TSP(ctx, partnerID, pay.TSPID)
+		if err != nil {
+			return Operation{}, err
+		}
+		op := Operation{
+			ID: id, WalletID: w.ID, PartnerID: partnerID, Type: Refund, Status: Success, Amount: amount,
+			TSPID: pay.TSPID, Token: token, ParentID: pay.ID, IdemKey: idemKey,
+			Description: "Возврат: " + tsp.Name, Month: month, CreatedAt: now, FinishedAt: now,
+		}
+		if err := tx.InsertOperation(ctx, op); err != nil {
+			return Operation{}, err
+		}
+		pay.Refunded += amount
+		if err := tx.UpdateOperation(ctx, pay); err != nil {
+			return Operation{}, err
+		}
+		if err := s.post(ctx, tx, id, TxRefund, transfer(openAcc(pay.TSPID), walletAcc(w.ID), amount)); err != nil {
+			return Operation{}, err
+		}
+		return op, s.emitOp(ctx, tx, EventRefundSucceeded, op)
 	})
 }
 
@@ -430,49 +430,37 @@ func (s *Service) Withdraw(ctx context.Context, partnerID, walletID uuid.UUID, b
 	if err != nil {
 		return Operation{}, err
 	}
-	return retryDuplicates(func() (Operation, error) {
-		var op Operation
-		err := s.store.Update(ctx, func(ctx context.Context, tx Tx) error {
-			w, err := activeWallet(ctx, tx, partnerID, walletID)
-			if err != nil {
-				return err
-			}
-			prev, ok, err := replay(ctx, tx, partnerID, idemKey, func(o Operation) bool {
-				return o.Type == Debit && o.WalletID == walletID && o.BankID == bankID && o.Amount == amount
-			})
-			if err != nil || ok {
-				op = prev
-				return err
-			}
-			bank, ok := s.bankName(bankID)
-			if !ok {
-				return FailField(CodeBankNotFound, "bankIdentifier", "банк не является участником СБП")
-			}
-			now := s.now()
-			month := s.monthOf(now)
-			l, err := s.loadLimits(ctx, tx, w, month)
-			if err != nil {
-				return err
-			}
-			if err := l.spend(Debit, amount); err != nil {
-				return err
-			}
-			op = Operation{
-				ID: id, WalletID: w.ID, PartnerID: partnerID, Type: Debit, Status: Pending, Amount: amount,
-				BankID: bankID, IdemKey: idemKey, Description: "Вывод в банк: " + bank, Month: month, CreatedAt: now,
-			}
-			if err := tx.InsertOperation(ctx, op); err != nil {
-				return err
-			}
-			if err := s.post(ctx, tx, id, TxPayoutHold, transfer(walletAcc(w.ID), openAcc(PayoutsInTransit), amount)); err != nil {
-				return err
-			}
-			if err := tx.AddMonthUsage(ctx, w.ID, month, Debit, amount); err != nil {
-				return err
-			}
-			return s.enqueue(ctx, tx, JobPayout, id, now)
-		})
-		return op, err
+	same := func(o Operation) bool {
+		return o.Type == Debit && o.WalletID == walletID && o.BankID == bankID && o.Amount == amount
+	}
+	return s.newOperation(ctx, partnerID, walletID, idemKey, same, func(ctx context.Context, tx Tx, w Wallet) (Operation, error) {
+		bank, ok := s.bankName(bankID)
+		if !ok {
+			return Operation{}, FailField(CodeBankNotFound, "bankIdentifier", "банк не является участником СБП")
+		}
+		now := s.now()
+		month := s.monthOf(now)
+		l, err := s.loadLimits(ctx, tx, w, month)
+		if err != nil {
+			return Operation{}, err
+		}
+		if err := l.spend(Debit, amount); err != nil {
+			return Operation{}, err
+		}
+		op := Operation{
+			ID: id, WalletID: w.ID, PartnerID: partnerID, Type: Debit, Status: Pending, Amount: amount,
+			BankID: bankID, IdemKey: idemKey, Description: "Вывод в банк: " + bank, Month: month, CreatedAt: now,
+		}
+		if err := tx.InsertOperation(ctx, op); err != nil {
+			return Operation{}, err
+		}
+		if err := s.post(ctx, tx, id, TxPayoutHold, transfer(walletAcc(w.ID), openAcc(PayoutsInTransit), amount)); err != nil {
+			return Operation{}, err
+		}
+		if err := tx.AddMonthUsage(ctx, w.ID, month, Debit, amount); err != nil {
+			return Operation{}, err
+		}
+		return op, s.enqueue(ctx, tx, JobPayout, id, now)
 	})
 }
 
