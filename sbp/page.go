@@ -132,6 +132,11 @@ func (h *pageHandler) fail(w http.ResponseWriter, r *http.Request, err error) {
 		writeError(w, http.StatusNotFound, wallet.CodeNotFound)
 		return
 	}
+	if r.Context().Err() != nil {
+		// The client went away; the answer is never read and is no server error.
+		writeError(w, http.StatusServiceUnavailable, wallet.CodeUnavailable)
+		return
+	}
 	h.log.ErrorContext(r.Context(), "sandbox", "error", err.Error())
 	writeError(w, http.StatusInternalServerError, wallet.CodeInternal)
 }

@@ -1,0 +1,326 @@
+package main
+
+import (
+	"bufio"
+	"cmp"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/perspektiva/walletd/store"
+)
+
+// result is everything the benchmark reports; --json prints it as is.
+type result struct {
+	URL              string        `json:"url"`
+	DB               string        `json:"db"`
+	Engine           string        `json:"engine"`
+	Seed             uint64        `json:"seed"`
+	Setup            setupResult   `json:"setup"`
+	Run              runResult     `json:"run"`
+	Memory           *memoryResult `json:"memory,omitempty"`
+	Audit            auditResult   `json:"audit"`
+	UnexpectedErrors int64         `json:"unexpectedErrors"`
+	Interrupted      bool          `json:"interrupted"`
+	Pass             bool          `json:"pass"`
+}
+
+type setupResult struct {
+	DurationMs    float64    `json:"durationMs"`
+	Partners      int        `json:"partners"`
+	TSPsEach      int        `json:"tspsPerPartner"`
+	Wallets       int        `json:"wallets"`
+	WalletsFunded int        `json:"walletsFunded"`
+	FundAmount    string     `json:"fundAmount"`
+	Requests      []opResult `json:"requests"`
+}
+
+type runResult struct {
+	DurationMs   float64    `json:"durationMs"`
+	Workers      int        `json:"workers"`
+	Mix          string     `json:"mix"`
+	HotTSP       string     `json:"hotTsp,omitempty"`
+	TokensIssued int        `json:"tokensIssued"`
+	Operations   []opResult `json:"operations"`
+}
+
+// opResult is one line of the tables: an operation, or one request of it.
+type opResult struct {
+	Name      string        `json:"name"`
+	Count     int64         `json:"count"`
+	OK        int64         `json:"ok"`
+	PerSecond float64       `json:"perSecond"`
+	LatencyMs latencyResult `json:"latencyMs"`
+	Errors    []errorResult `json:"errors"`
+	Requests  []opResult    `json:"requests,omitempty"`
+}
+
+type latencyResult struct {
+	P50  float64 `json:"p50"`
+	P95  float64 `json:"p95"`
+	P99  float64 `json:"p99"`
+	Max  float64 `json:"max"`
+	Mean float64 `json:"mean"`
+}
+
+type errorResult struct {
+	Outcome  string `json:"outcome"`
+	Count    int64  `json:"count"`
+	Expected bool   `json:"expected"`
+	Example  string `json:"example"`
+}
+
+type memoryResult struct {
+	PID   int    `json:"pid"`
+	HWMkB int64  `json:"vmHWMkB,omitempty"`
+	RSSkB int64  `json:"vmRSSkB,omitempty"`
+	Error string `json:"error,omitempty"`
+}
+
+type auditResult struct {
+	OK         bool     `json:"ok"`
+	Summary    string   `json:"summary"`
+	Violations []string `json:"violations"`
+	Error      string   `json:"error,omitempty"`
+}
+
+func newResult(cfg config, engine string) *result {
+	return &result{URL: cfg.url, DB: redact(cfg.dsn), Engine: engine, Seed: cfg.seed}
+}
+
+func (res *result) addSetup(fl *fleet, rec *recorder, elapsed time.Duration) {
+	res.Setup = setupResult{
+		DurationMs: ms(elapsed), Partners: len(fl.partners), TSPsEach: len(fl.partners[0].tsps),
+		Wallets: int(rec.get("register").count), WalletsFunded: len(fl.wallets),
+		FundAmount: fmt.Sprint(amount(fundKopecks)),
+	}
+	for _, name := range []string{"register", "refill", "confirm"} {
+		res.Setup.Requests = append(res.Setup.Requests, opLine(name, rec.get(name), elapsed))
+	}
+}
+
+func (res *result) addRun(cfg config, fl *fleet, rec *recorder, elapsed time.Duration) {
+	res.Run = runResult{
+		DurationMs: ms(elapsed), Workers: cfg.concurrency, Mix: cfg.mix.String(),
+		HotTSP: fl.hotTSP, TokensIssued: fl.tokensIssued(),
+	}
+	for _, kind := range cfg.mix.kinds {
+		line := opLine(kind.String(), rec.get(kind.String()), elapsed)
+		for _, req := range kind.requests() {
+			if s, ok := rec.ops[kind.String()+"/"+req]; ok {
+				line.Requests = append(line.Requests, opLine(req, s, elapsed))
+			}
+		}
+		res.Run.Operations = append(res.Run.Operations, line)
+	}
+}
+
+func opLine(name string, s *opStats, elapsed time.Duration) opResult {
+	h := &s.latency
+	line := opResult{
+		Name: name, Count: s.count, PerSecond: float64(s.count) / elapsed.Seconds(),
+		LatencyMs: latencyResult{
+			P50: usToMs(h.quantile(0.50)), P95: usToMs(h.quantile(0.95)), P99: usToMs(h.quantile(0.99)),
+			Max: usToMs(h.max), Mean: h.mean() / 1000,
+		},
+		Errors: []errorResult{},
+	}
+	failed := int64(0)
+	for outcome, n := range s.errors {
+		failed += n
+		line.Errors = append(line.Errors, errorResult{Outcome: outcome, Count: n, Expected: expectedRefusal(outcome), Example: s.examples[outcome]})
+	}
+	slices.SortFunc(line.Errors, func(a, b errorResult) int {
+		return cmp.Or(cmp.Compare(b.Count, a.Count), strings.Compare(a.Outcome, b.Outcome))
+	})
+	line.OK = s.count - failed
+	return line
+}
+
+// addMemory reads walletd's peak and current resident memory from /proc.
+func (res *result) addMemory(pid int) {
+	m := &memoryResult{PID: pid}
+	res.Memory = m
+	f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		m.Error = err.Error()
+		return
+	}
+	defer f.Close()
+	m.HWMkB, m.RSSkB, err = parseProcStatus(f)
+	if err != nil {
+		m.Error = err.Error()
+	}
+}
+
+// parseProcStatus reads VmHWM and VmRSS (in kB) from a /proc/PID/status file.
+func parseProcStatus(r io.Reader) (hwm, rss int64, err error) {
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		key, value, ok := strings.Cut(sc.Text(), ":")
+		if !ok || (key != "VmHWM" && key != "VmRSS") {
+			continue
+		}
+		n, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(value), " kB"), 10, 64)
+		if err != nil {
+			return 0, 0, fmt.Errorf("%s: %w", key, err)
+		}
+		if key == "VmHWM" {
+			hwm = n
+		} else {
+			rss = n
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return 0, 0, err
+	}
+	if hwm == 0 && rss == 0 {
+		return 0, 0, fmt.Errorf("no VmHWM or VmRSS (is it a kernel thread?)")
+	}
+	return hwm, rss, nil
+}
+
+func (res *result) addAudit(ctx context.Context, db *store.DB) {
+	report, err := db.Audit(ctx)
+	if err != nil {
+		res.Audit = auditResult{Error: err.Error(), Summary: "audit could not run: " + err.Error(), Violations: []string{}}
+		return
+	}
+	res.Audit = auditResult{OK: len(report.Violations) == 0, Summary: report.Summary(), Violations: report.Violations}
+	if res.Audit.Violations == nil {
+		res.Audit.Violations = []string{}
+	}
+}
+
+// finish counts the unexpected errors and decides the verdict.
+func (res *result) finish() {
+	count := func(lines []opResult) {
+		for _, l := range lines {
+			for _, e := range l.Errors {
+				if !e.Expected {
+					res.UnexpectedErrors += e.Count
+				}
+			}
+		}
+	}
+	count(res.Setup.Requests)
+	count(res.Run.Operations) // each failed operation once, under the request that failed it
+	res.Pass = res.Audit.OK && res.UnexpectedErrors == 0
+}
+
+func (res *result) writeJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	return enc.Encode(res)
+}
+
+func (res *result) writeText(w io.Writer) error {
+	bw := bufio.NewWriter(w)
+	p := func(format string, a ...any) { fmt.Fprintf(bw, format, a...) }
+
+	p("walletbench against %s, database %s (%s), seed %d\n\n", res.URL, res.DB, res.Engine, res.Seed)
+
+	s := res.Setup
+	p("Setup: %s — %d partner(s) with %d TSP(s) each; %d of %d wallets opened and funded with %s\n",
+		seconds(s.DurationMs), s.Partners, s.TSPsEach, s.WalletsFunded, s.Wallets, s.FundAmount)
+	writeTable(bw, "request", s.Requests)
+	writeErrors(bw, s.Requests)
+
+	r := res.Run
+	p("\nRun: %s — %d workers, mix %s", seconds(r.DurationMs), r.Workers, r.Mix)
+	if r.HotTSP != "" {
+		p("; every payment to the hot TSP %s", r.HotTSP)
+	}
+	p("\n")
+	writeTable(bw, "operation", r.Operations)
+	writeErrors(bw, r.Operations)
+	p("Access tokens issued: %d\n", r.TokensIssued)
+
+	if m := res.Memory; m != nil {
+		if m.Error != "" {
+			p("\nwalletd memory (pid %d): %s\n", m.PID, m.Error)
+		} else {
+			p("\nwalletd memory (pid %d): peak VmHWM %s, now VmRSS %s\n", m.PID, mib(m.HWMkB), mib(m.RSSkB))
+		}
+	}
+
+	p("\nLedger: %s\n", res.Audit.Summary)
+	for i, v := range res.Audit.Violations {
+		if i == 20 {
+			p("  … and %d more (--json lists all)\n", len(res.Audit.Violations)-i)
+			break
+		}
+		p("  VIOLATION: %s\n", v)
+	}
+
+	switch {
+	case res.Interrupted:
+		p("\nINTERRUPTED: the results cover the run until Ctrl-C\n")
+	case res.Pass:
+		p("\nPASS: money conserved, no unexpected errors\n")
+	}
+	if !res.Pass {
+		var why []string
+		if !res.Audit.OK {
+			why = append(why, "the ledger audit failed")
+		}
+		if res.UnexpectedErrors > 0 {
+			why = append(why, fmt.Sprintf("%d unexpected error(s)", res.UnexpectedErrors))
+		}
+		p("\nFAIL: %s\n", strings.Join(why, ", "))
+	}
+	return bw.Flush()
+}
+
+func writeTable(w io.Writer, title string, lines []opResult) {
+	fmt.Fprintf(w, "  %-14s %9s %9s %9s %9s %9s %9s %9s\n", title, "count", "ok", "per sec", "p50 ms", "p95 ms", "p99 ms", "max ms")
+	var row func(indent string, l opResult)
+	row = func(indent string, l opResult) {
+		fmt.Fprintf(w, "  %-14s %9d %9d %9.1f %9.2f %9.2f %9.2f %9.2f\n", indent+l.Name, l.Count, l.OK, l.PerSecond,
+			l.LatencyMs.P50, l.LatencyMs.P95, l.LatencyMs.P99, l.LatencyMs.Max)
+		for _, sub := range l.Requests {
+			row(indent+"  ", sub)
+		}
+	}
+	var total, ok int64
+	var rate float64
+	for _, l := range lines {
+		row("", l)
+		total, ok, rate = total+l.Count, ok+l.OK, rate+l.PerSecond
+	}
+	if len(lines) > 1 {
+		fmt.Fprintf(w, "  %-14s %9d %9d %9.1f\n", "total", total, ok, rate)
+	}
+}
+
+func writeErrors(w io.Writer, lines []opResult) {
+	first := true
+	for _, l := range lines {
+		for _, e := range l.Errors {
+			if first {
+				fmt.Fprintf(w, "  errors (expected: business refusals of a correct service; UNEXPECTED: anything else)\n")
+				first = false
+			}
+			kind := "UNEXPECTED"
+			if e.Expected {
+				kind = "expected"
+			}
+			fmt.Fprintf(w, "    %-12s %-28s %8d  %s\n", l.Name, e.Outcome, e.Count, kind)
+			if !e.Expected {
+				fmt.Fprintf(w, "      e.g. %s\n", e.Example)
+			}
+		}
+	}
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+func usToMs(us int64) float64    { return float64(us) / 1000 }
+func seconds(ms float64) string  { return fmt.Sprintf("%.2fs", ms/1000) }
+func mib(kB int64) string        { return fmt.Sprintf("%.1f MiB", float64(kB)/1024) }

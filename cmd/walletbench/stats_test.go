@@ -1,0 +1,306 @@
+package main
+
+import (
+	"math"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestBucketsCoverEveryValueOnce(t *testing.T) {
+	// Consecutive values land in the same or the next bucket, and each bucket's
+	// highest value is the last one that maps to it.
+	prev := bucketOf(0)
+	for v := int64(1); v < 1<<16; v++ {
+		b := bucketOf(v)
+		if b != prev && b != prev+1 {
+			t.Fatalf("bucketOf(%d) = %d after %d", v, b, prev)
+		}
+		if b != prev && bucketHigh(prev) != v-1 {
+			t.Fatalf("bucketHigh(%d) = %d, want %d", prev, bucketHigh(prev), v-1)
+		}
+		prev = b
+	}
+	if got := bucketHigh(bucketOf(math.MaxInt64)); got != math.MaxInt64 {
+		t.Fatalf("the last bucket ends at %d", got)
+	}
+}
+
+// exactQuantile is the nearest-rank percentile of the samples.
+func exactQuantile(sorted []int64, q float64) int64 {
+	rank := max(int(math.Ceil(q*float64(len(sorted)))), 1)
+	return sorted[rank-1]
+}
+
+func TestHistogramQuantiles(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	uniform := func(lo, hi int64, n int) []int64 {
+		s := make([]int64, n)
+		for i := range s {
+			s[i] = lo + rng.Int64N(hi-lo+1)
+		}
+		return s
+	}
+	lognormal := make([]int64, 10000)
+	for i := range lognormal {
+		lognormal[i] = int64(math.Exp(rng.NormFloat64()*1.2 + 9)) // around 8 ms, long tail
+	}
+	tests := []struct {
+		name    string
+		samples []int64
+		exact   bool // values below 128 µs are kept exactly
+	}{
+		{"one sample", []int64{4217}, false},
+		{"all equal", []int64{900, 900, 900, 900}, false},
+		{"small values are exact", uniform(0, 127, 1000), true},
+		{"1..100 exactly", func() []int64 {
+			s := make([]int64, 100)
+			for i := range s {
+				s[i] = int64(i + 1)
+			}
+			return s
+		}(), true},
+		{"uniform 1 ms..50 ms", uniform(1000, 50000, 5000), false},
+		{"long tail", lognormal, false},
+		{"minutes", []int64{int64(2 * time.Minute / time.Microsecond), 10, int64(time.Hour / time.Microsecond)}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var h histogram
+			for _, v := range tt.samples {
+				h.record(v)
+			}
+			sorted := slices.Sorted(slices.Values(tt.samples))
+			for _, q := range []float64{0, 0.5, 0.9, 0.95, 0.99, 0.999, 1} {
+				want, got := exactQuantile(sorted, q), h.quantile(q)
+				if tt.exact && got != want {
+					t.Errorf("q%.3f = %d, want exactly %d", q, got, want)
+				}
+				if got < want || float64(got) > float64(want)*(1+1.0/64) {
+					t.Errorf("q%.3f = %d, want %d within +1/64", q, got, want)
+				}
+			}
+			if h.quantile(1) != sorted[len(sorted)-1] || h.max != sorted[len(sorted)-1] || h.min != sorted[0] {
+				t.Errorf("max/min: q1 %d max %d min %d, want %d and %d", h.quantile(1), h.max, h.min, sorted[len(sorted)-1], sorted[0])
+			}
+		})
+	}
+}
+
+func TestHistogramMergeEqualsOneHistogram(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	var whole, a, b histogram
+	for i := range 5000 {
+		v := rng.Int64N(2_000_000)
+		whole.record(v)
+		if i%3 == 0 {
+			a.record(v)
+		} else {
+			b.record(v)
+		}
+	}
+	var merged histogram
+	merged.merge(&a)
+	merged.merge(&b)
+	merged.merge(&histogram{}) // an empty one changes nothing
+	for _, q := range []float64{0, 0.5, 0.95, 0.99, 1} {
+		if merged.quantile(q) != whole.quantile(q) {
+			t.Errorf("q%.2f: merged %d, whole %d", q, merged.quantile(q), whole.quantile(q))
+		}
+	}
+	if merged.n != whole.n || merged.sum != whole.sum || merged.min != whole.min || merged.max != whole.max {
+		t.Errorf("merged %+v differs from whole %+v", merged, whole)
+	}
+	var empty histogram
+	if empty.quantile(0.99) != 0 || empty.mean() != 0 {
+		t.Error("an empty histogram reports something")
+	}
+}
+
+func TestRecorder(t *testing.T) {
+	tests := []struct {
+		name      string
+		outcomes  []string
+		wantOK    int64
+		wantTimed int64 // transport failures and token failures are not timed
+	}{
+		{"all succeed", []string{"", "", ""}, 3, 3},
+		{"refusals are timed", []string{"", "400 INSUFFICIENT_FUNDS", "503 UNAVAILABLE"}, 1, 3},
+		{"transport is not timed", []string{"transport", "", "token 401 invalid_client"}, 1, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a, b := newRecorder(), newRecorder()
+			for i, o := range tt.outcomes {
+				r := a
+				if i%2 == 1 {
+					r = b
+				}
+				r.add("payment", time.Millisecond, o, "example of "+o)
+			}
+			b.request("payment", response{canceled: true, outcome: "canceled"}) // not a result
+			all := mergeAll([]*recorder{a, b})
+			line := opLine("payment", all.get("payment"), time.Second)
+			if line.Count != int64(len(tt.outcomes)) || line.OK != tt.wantOK || all.get("payment").latency.n != tt.wantTimed {
+				t.Errorf("count %d ok %d timed %d, want %d %d %d", line.Count, line.OK, all.get("payment").latency.n,
+					len(tt.outcomes), tt.wantOK, tt.wantTimed)
+			}
+			for _, e := range line.Errors {
+				if e.Example != "example of "+e.Outcome {
+					t.Errorf("%s: example %q", e.Outcome, e.Example)
+				}
+			}
+		})
+	}
+}
+
+func TestExpectedRefusal(t *testing.T) {
+	tests := []struct {
+		outcome string
+		want    bool
+	}{
+		{"400 INSUFFICIENT_FUNDS", true},
+		{"400 LIMIT_EXCEEDED", true},
+		{"400 VALIDATION_ERROR", false},
+		{"400 TOKEN_INVALID", false},
+		{"503 UNAVAILABLE", false},
+		{"500 INTERNAL_ERROR", false},
+		{"transport", false},
+		{"200 status FAILED", false},
+	}
+	for _, tt := range tests {
+		if got := expectedRefusal(tt.outcome); got != tt.want {
+			t.Errorf("expectedRefusal(%q) = %v", tt.outcome, got)
+		}
+	}
+}
+
+func TestParseMix(t *testing.T) {
+	tests := []struct {
+		spec    string
+		want    map[opKind]int // weights
+		wantErr string
+	}{
+		{spec: "full", want: map[opKind]int{opPayment: 50, opInfo: 20, opReport: 10, opTopUp: 10, opWithdrawal: 5, opLimits: 5}},
+		{spec: "payments", want: map[opKind]int{opPayment: 100}},
+		{spec: "payment=70, info=30", want: map[opKind]int{opPayment: 70, opInfo: 30}},
+		{spec: "info=1,topup=0", want: map[opKind]int{opInfo: 1}},
+		{spec: "", wantErr: "want full"},
+		{spec: "payment", wantErr: "want full"},
+		{spec: "refund=5", wantErr: "unknown operation"},
+		{spec: "payment=-1", wantErr: "non-negative"},
+		{spec: "payment=x", wantErr: "non-negative"},
+		{spec: "info=1,info=2", wantErr: "twice"},
+		{spec: "info=0", wantErr: "zero"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.spec, func(t *testing.T) {
+			m, err := parseMix(tt.spec)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("error %v, want one saying %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := map[opKind]int{}
+			for i, k := range m.kinds {
+				got[k] = m.weights[i]
+			}
+			if len(got) != len(tt.want) {
+				t.Fatalf("weights %v, want %v", got, tt.want)
+			}
+			for k, w := range tt.want {
+				if got[k] != w {
+					t.Errorf("%s weight %d, want %d", k, got[k], w)
+				}
+			}
+		})
+	}
+}
+
+func TestMixPickBoundaries(t *testing.T) {
+	m, err := parseMix("full")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		n    int
+		want opKind
+	}{
+		{0, opPayment}, {49, opPayment},
+		{50, opInfo}, {69, opInfo},
+		{70, opReport}, {79, opReport},
+		{80, opTopUp}, {89, opTopUp},
+		{90, opWithdrawal}, {94, opWithdrawal},
+		{95, opLimits}, {99, opLimits},
+	}
+	for _, tt := range tests {
+		if got := m.pick(tt.n); got != tt.want {
+			t.Errorf("pick(%d) = %s, want %s", tt.n, got, tt.want)
+		}
+	}
+}
+
+func TestMixPickFrequencies(t *testing.T) {
+	for _, spec := range []string{"full", "payment=1,limits=3", "payments"} {
+		t.Run(spec, func(t *testing.T) {
+			m, err := parseMix(spec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rng := rand.New(rand.NewPCG(5, 6))
+			const draws = 200_000
+			seen := map[opKind]int{}
+			for range draws {
+				seen[m.pick(rng.IntN(m.total))]++
+			}
+			for i, k := range m.kinds {
+				want := float64(m.weights[i]) / float64(m.total)
+				got := float64(seen[k]) / draws
+				if math.Abs(got-want) > 0.01 {
+					t.Errorf("%s drawn %.3f of the time, want %.3f", k, got, want)
+				}
+			}
+		})
+	}
+}
+
+func TestQRCID(t *testing.T) {
+	tests := []struct{ payload, want string }{
+		{"http://localhost:8080/sandbox/sbp/AB12CD34EF56GH78IJ90KL12MN34OP56?type=02&sum=5000000&cur=RUB", "AB12CD34EF56GH78IJ90KL12MN34OP56"},
+		{"https://wallet.example/base/sandbox/sbp/XYZ", "XYZ"},
+		{"https://qr.nspk.ru/AS1000670LSS7DN18SJQDNP4B05KLJL2?type=02", ""},
+		{"", ""},
+	}
+	for _, tt := range tests {
+		if got := qrcID(tt.payload); got != tt.want {
+			t.Errorf("qrcID(%q) = %q, want %q", tt.payload, got, tt.want)
+		}
+	}
+}
+
+func TestParseProcStatus(t *testing.T) {
+	tests := []struct {
+		name     string
+		status   string
+		hwm, rss int64
+		wantErr  bool
+	}{
+		{"process", "Name:\twalletd\nVmPeak:\t 1300000 kB\nVmHWM:\t   53240 kB\nVmRSS:\t   51200 kB\nThreads:\t12\n", 53240, 51200, false},
+		{"kernel thread", "Name:\tkworker/0:1\nThreads:\t1\n", 0, 0, true},
+		{"garbage", "VmHWM:\tlots kB\n", 0, 0, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			hwm, rss, err := parseProcStatus(strings.NewReader(tt.status))
+			if (err != nil) != tt.wantErr || hwm != tt.hwm || rss != tt.rss {
+				t.Errorf("got %d %d %v, want %d %d error %v", hwm, rss, err, tt.hwm, tt.rss, tt.wantErr)
+			}
+		})
+	}
+}
