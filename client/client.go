@@ -270,7 +270,7 @@ func (c *Client) pause(n int) time.Duration {
 	}
 	d = min(d, maxBackoff)
 	half := d / 2
-	return half + rand.N(half+1)
+	return half + rand.N(half+1) //nolint:gosec // jitter, not security
 }
 
 // retryAfter reads a Retry-After header: delta seconds or an HTTP date.

@@ -206,7 +206,7 @@ func ExampleWebhookHandler() {
 	events := make(chan client.WebhookEvent, 10)
 	var (
 		mu      sync.Mutex
-		handler http.Handler = http.NotFoundHandler()
+		handler = http.NotFoundHandler()
 	)
 	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()

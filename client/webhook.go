@@ -140,7 +140,7 @@ func VerifyWebhook(secret, header string, body []byte, now time.Time, tolerance 
 
 	var ev WebhookEvent
 	if err := json.Unmarshal(body, &ev); err != nil {
-		return WebhookEvent{}, fmt.Errorf("%w: %v", ErrWebhookPayload, err)
+		return WebhookEvent{}, fmt.Errorf("%w: %w", ErrWebhookPayload, err)
 	}
 	if ev.ID == uuid.Nil || ev.Type == "" || ev.WalletID == uuid.Nil || ev.CreatedAt.IsZero() {
 		return WebhookEvent{}, fmt.Errorf("%w: eventId, type, createdAt and walletId are required", ErrWebhookPayload)

@@ -64,12 +64,12 @@ func (s authStore) HasPartners(ctx context.Context) (bool, error) {
 }
 
 func (s authStore) SetPartnerStatus(ctx context.Context, id uuid.UUID, st auth.Status) error {
-	res, err := s.db.write.ExecContext(ctx, `UPDATE partners SET status = $1 WHERE id = $2`, string(st), id)
+	res, err := s.db.exec(ctx, `UPDATE partners SET status = $1 WHERE id = $2`, string(st), id)
 	return authAffected(res, err)
 }
 
 func (s authStore) SetClientStatus(ctx context.Context, clientID string, st auth.Status) error {
-	res, err := s.db.write.ExecContext(ctx, `UPDATE oauth_clients SET status = $1 WHERE id = $2`, string(st), clientID)
+	res, err := s.db.exec(ctx, `UPDATE oauth_clients SET status = $1 WHERE id = $2`, string(st), clientID)
 	return authAffected(res, err)
 }
 
@@ -155,13 +155,13 @@ func (s authStore) Rotate(ctx context.Context, refreshHash []byte, usedAt time.T
 }
 
 func (s authStore) RevokeFamily(ctx context.Context, familyID uuid.UUID, at time.Time) error {
-	_, err := s.db.write.ExecContext(ctx,
+	_, err := s.db.exec(ctx,
 		`UPDATE oauth_tokens SET revoked_at = $1 WHERE family_id = $2 AND revoked_at IS NULL`, micros(at), familyID)
 	return err
 }
 
 func (s authStore) RevokeToken(ctx context.Context, hash []byte, at time.Time) error {
-	_, err := s.db.write.ExecContext(ctx,
+	_, err := s.db.exec(ctx,
 		`UPDATE oauth_tokens SET revoked_at = $1 WHERE hash = $2 AND revoked_at IS NULL`, micros(at), hash)
 	return err
 }

@@ -55,20 +55,20 @@ func (s idempotencyStore) Begin(ctx context.Context, partnerID uuid.UUID, key st
 }
 
 func (s idempotencyStore) Finish(ctx context.Context, partnerID uuid.UUID, key string, status int, body []byte) error {
-	_, err := s.db.write.ExecContext(ctx, `UPDATE idempotency_keys SET status_code = $1, body = $2 WHERE partner_id = $3 AND key = $4`,
+	_, err := s.db.exec(ctx, `UPDATE idempotency_keys SET status_code = $1, body = $2 WHERE partner_id = $3 AND key = $4`,
 		status, body, partnerID, key)
 	return err
 }
 
 func (s idempotencyStore) Release(ctx context.Context, partnerID uuid.UUID, key string) error {
-	_, err := s.db.write.ExecContext(ctx, `DELETE FROM idempotency_keys WHERE partner_id = $1 AND key = $2 AND status_code = 0`,
+	_, err := s.db.exec(ctx, `DELETE FROM idempotency_keys WHERE partner_id = $1 AND key = $2 AND status_code = 0`,
 		partnerID, key)
 	return err
 }
 
 // PurgeIdempotency deletes records older than cutoff (background housekeeping).
 func (db *DB) PurgeIdempotency(ctx context.Context, cutoff time.Time) (int64, error) {
-	res, err := db.write.ExecContext(ctx, `DELETE FROM idempotency_keys WHERE created_at < $1`, micros(cutoff))
+	res, err := db.exec(ctx, `DELETE FROM idempotency_keys WHERE created_at < $1`, micros(cutoff))
 	if err != nil {
 		return 0, err
 	}

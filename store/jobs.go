@@ -57,13 +57,13 @@ func (s JobStore) Claim(ctx context.Context, now time.Time, lease time.Duration,
 
 // Done marks a job finished.
 func (s JobStore) Done(ctx context.Context, id uuid.UUID, at time.Time) error {
-	_, err := s.db.write.ExecContext(ctx, `UPDATE jobs SET done_at = $1 WHERE id = $2`, micros(at), id)
+	_, err := s.db.exec(ctx, `UPDATE jobs SET done_at = $1 WHERE id = $2`, micros(at), id)
 	return err
 }
 
 // Reschedule sets when a job runs next, recording why when it failed.
 func (s JobStore) Reschedule(ctx context.Context, id uuid.UUID, runAt time.Time, lastError string) error {
-	_, err := s.db.write.ExecContext(ctx, `UPDATE jobs SET run_at = $1, last_error = $2 WHERE id = $3`,
+	_, err := s.db.exec(ctx, `UPDATE jobs SET run_at = $1, last_error = $2 WHERE id = $3`,
 		micros(runAt), lastError, id)
 	return err
 }

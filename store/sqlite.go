@@ -9,9 +9,11 @@ import (
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
 
-// openSQLite opens one writer connection and a pool of readers on the same file.
-// SQLite allows one writer at a time anyway; keeping it to one connection turns
-// lock contention into a queue in Go instead of busy retries in SQLite.
+// openSQLite opens a writer pool and a pool of readers on the same file.
+// SQLite allows one writer at a time anyway; write transactions go through the
+// group committer (one at a time, batched) instead of busy retries in SQLite.
+// The writer pool has a second connection so statements can be prepared while
+// a transaction runs.
 func openSQLite(path string, opts Options) (*DB, error) {
 	pragmas := url.Values{}
 	for _, p := range []string{
@@ -28,8 +30,8 @@ func openSQLite(path string, opts Options) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
-	write.SetMaxOpenConns(1)
-	write.SetMaxIdleConns(1)
+	write.SetMaxOpenConns(2)
+	write.SetMaxIdleConns(2)
 	write.SetConnMaxLifetime(0)
 
 	readQ := url.Values{"_pragma": append(pragmas["_pragma"][:len(pragmas["_pragma"]):len(pragmas["_pragma"])], "query_only(1)")}
@@ -45,5 +47,9 @@ func openSQLite(path string, opts Options) (*DB, error) {
 	read.SetMaxOpenConns(readers)
 	read.SetMaxIdleConns(readers)
 	read.SetConnMaxLifetime(0)
-	return &DB{write: write, read: read, eng: sqliteEngine}, nil
+	return &DB{
+		write: write, read: read, eng: sqliteEngine,
+		writeStmts: newStmtCache(write), readStmts: newStmtCache(read),
+		committer: newCommitter(write),
+	}, nil
 }

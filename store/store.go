@@ -21,6 +21,10 @@ type DB struct {
 	write *sql.DB // SQLite: a single connection, the only writer
 	read  *sql.DB // SQLite: a pool of read-only connections; PostgreSQL: same as write
 	eng   engine
+	// Prepared statements per pool (SQLite only; nil on PostgreSQL).
+	writeStmts, readStmts *stmtCache
+	// committer runs SQLite's write transactions, batched (nil on PostgreSQL).
+	committer *committer
 }
 
 // Options tune Open.
@@ -39,7 +43,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*DB, error) {
 	if IsPostgres(dsn) {
 		db, err = openPostgres(dsn, opts)
 	} else {
-		db, err = openSQLite(dsn, opts)
+		db, err = openSQLite(dsn, opts) //nolint:contextcheck // the SQLite committer outlives any request
 	}
 	if err != nil {
 		return nil, err
@@ -61,6 +65,13 @@ func (db *DB) Engine() string { return db.eng.name }
 
 // Close releases the connections.
 func (db *DB) Close() error {
+	if db.committer != nil {
+		db.committer.close()
+	}
+	if db.writeStmts != nil {
+		db.writeStmts.close()
+		db.readStmts.close()
+	}
 	err := db.write.Close()
 	if db.read != db.write {
 		err = errors.Join(err, db.read.Close())
@@ -93,6 +104,9 @@ func (db *DB) inTx(ctx context.Context, pool *sql.DB, opts *sql.TxOptions, fn fu
 }
 
 func (db *DB) tryTx(ctx context.Context, pool *sql.DB, opts *sql.TxOptions, fn func(*sql.Tx) error) error {
+	if db.committer != nil && pool == db.write {
+		return db.committer.run(ctx, fn)
+	}
 	tx, err := pool.BeginTx(ctx, opts)
 	if err != nil {
 		return err
@@ -106,16 +120,46 @@ func (db *DB) tryTx(ctx context.Context, pool *sql.DB, opts *sql.TxOptions, fn f
 
 // Update runs fn in a read-write transaction (wallet.Store).
 func (db *DB) Update(ctx context.Context, fn func(context.Context, wallet.Tx) error) error {
+	fnCtx := ctx
+	if db.committer != nil {
+		// A cancelled statement interrupts SQLite, which then aborts the whole
+		// shared transaction; once queued, a request's work runs to its end.
+		fnCtx = context.WithoutCancel(ctx)
+	}
 	return db.inTx(ctx, db.write, nil, func(tx *sql.Tx) error {
-		return fn(ctx, &walletTx{q: tx, eng: &db.eng})
+		return fn(fnCtx, &walletTx{q: db.querier(tx, db.writeStmts), eng: &db.eng})
 	})
 }
 
 // View runs fn in a read-only transaction (wallet.Store).
 func (db *DB) View(ctx context.Context, fn func(context.Context, wallet.Tx) error) error {
 	return db.inTx(ctx, db.read, &sql.TxOptions{ReadOnly: true}, func(tx *sql.Tx) error {
-		return fn(ctx, &walletTx{q: tx, eng: &db.eng})
+		return fn(ctx, &walletTx{q: db.querier(tx, db.readStmts), eng: &db.eng})
 	})
+}
+
+// exec runs one write statement. On SQLite it is queued with the write
+// transactions (a statement beside them could wait on SQLite's lock while
+// holding the connection a transaction needs to prepare its statements).
+func (db *DB) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if db.writeStmts == nil {
+		return db.write.ExecContext(ctx, query, args...)
+	}
+	var res sql.Result
+	err := db.inTx(ctx, db.write, nil, func(tx *sql.Tx) error {
+		var err error
+		res, err = db.querier(tx, db.writeStmts).ExecContext(ctx, query, args...)
+		return err
+	})
+	return res, err
+}
+
+// querier runs tx's statements prepared where the engine benefits.
+func (db *DB) querier(tx *sql.Tx, cache *stmtCache) querier {
+	if cache == nil {
+		return tx
+	}
+	return cachedTx{tx: tx, cache: cache}
 }
 
 // Unavailable reports whether err means the database could not be reached, as

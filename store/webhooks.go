@@ -53,7 +53,7 @@ func (s WebhookStore) Operation(ctx context.Context, id uuid.UUID) (wallet.Opera
 
 // RecordAttempt keeps one delivery attempt.
 func (s WebhookStore) RecordAttempt(ctx context.Context, a webhook.Attempt) error {
-	_, err := s.db.write.ExecContext(ctx, `INSERT INTO webhook_attempts
+	_, err := s.db.exec(ctx, `INSERT INTO webhook_attempts
 		(event_id, attempt, attempted_at, url, status_code, error, duration_us) VALUES ($1, $2, $3, $4, $5, $6, $7)
 		ON CONFLICT (event_id, attempt) DO NOTHING`,
 		a.EventID, a.Number, micros(a.At), a.URL, a.StatusCode, a.Error, a.Duration.Microseconds())
@@ -62,7 +62,7 @@ func (s WebhookStore) RecordAttempt(ctx context.Context, a webhook.Attempt) erro
 
 // SetStatus records an event's delivery state.
 func (s WebhookStore) SetStatus(ctx context.Context, id uuid.UUID, st webhook.Status, attempts int, at time.Time) error {
-	res, err := s.db.write.ExecContext(ctx, `UPDATE webhook_events SET status = $1, attempts = $2, delivered_at = $3 WHERE id = $4`,
+	res, err := s.db.exec(ctx, `UPDATE webhook_events SET status = $1, attempts = $2, delivered_at = $3 WHERE id = $4`,
 		string(st), attempts, nullMicros(at), id)
 	return mustAffect(res, err)
 }
@@ -128,7 +128,7 @@ func (s WebhookStore) Replay(ctx context.Context, eventID uuid.UUID, now time.Ti
 
 // SetTarget sets a partner's webhook URL and secret.
 func (s WebhookStore) SetTarget(ctx context.Context, partnerID uuid.UUID, t webhook.Target) error {
-	res, err := s.db.write.ExecContext(ctx, `UPDATE partners SET webhook_url = $1, webhook_secret = $2 WHERE id = $3`,
+	res, err := s.db.exec(ctx, `UPDATE partners SET webhook_url = $1, webhook_secret = $2 WHERE id = $3`,
 		t.URL, t.Secret, partnerID)
 	return mustAffect(res, err)
 }

@@ -146,7 +146,7 @@ func (c *apiClient) do(ctx context.Context, method, path, token string, in any) 
 	if err == nil {
 		r.status = resp.StatusCode
 		r.body, err = io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
-		resp.Body.Close()
+		_ = resp.Body.Close()
 	}
 	r.latency = time.Since(start)
 	switch {
@@ -251,7 +251,7 @@ func (t *tokenSource) get(ctx context.Context) (string, error) {
 		return "", err
 	}
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
-	resp.Body.Close()
+	_ = resp.Body.Close()
 	if err != nil {
 		return "", err
 	}

@@ -152,7 +152,7 @@ func (res *result) addMemory(pid int) {
 		m.Error = err.Error()
 		return
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	m.HWMkB, m.RSSkB, err = parseProcStatus(f)
 	if err != nil {
 		m.Error = err.Error()

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"strings"
 	"time"
 
@@ -28,6 +29,7 @@ type serveConfig struct {
 	limits     wallet.SystemLimits
 	maxConns   int
 	logLevel   slog.Level
+	adminAddr  string
 	topUpTTL   time.Duration
 	payoutWait time.Duration
 }
@@ -67,6 +69,7 @@ func loadServeConfig(args []string, env envFunc, stderr io.Writer) (serveConfig,
 	if cfg.limits, err = loadLimits(env("WALLET_LIMITS_FILE")); err != nil {
 		return cfg, err
 	}
+	cfg.adminAddr = env("WALLET_ADMIN_ADDR")
 	if err := cfg.logLevel.UnmarshalText([]byte(env.str("WALLET_LOG_LEVEL", "info"))); err != nil {
 		return cfg, fmt.Errorf("WALLET_LOG_LEVEL: %w", err)
 	}
@@ -125,6 +128,19 @@ func serve(ctx context.Context, args []string, env envFunc, stdout, stderr io.Wr
 	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopWork()
 	waitWork := a.Background(workCtx)
+
+	if cfg.adminAddr != "" {
+		// Profiling stays off the public listener: it is for operators on a
+		// private address only.
+		admin := &http.Server{Addr: cfg.adminAddr, Handler: adminMux(), ReadHeaderTimeout: 5 * time.Second}
+		go func() {
+			if err := admin.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				logger.Error("admin listener", "error", err.Error())
+			}
+		}()
+		defer func() { _ = admin.Close() }()
+		logger.Info("admin listener", "addr", cfg.adminAddr)
+	}
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -187,4 +203,15 @@ Get a token:
 `, strings.Repeat("-", 60), creds.PartnerID, creds.ClientID, creds.ClientSecret, creds.WebhookSecret, t.ID,
 		creds.ClientID, creds.ClientSecret, creds.PartnerID, publicURL)
 	return nil
+}
+
+// adminMux serves the operator's diagnostics: pprof profiles.
+func adminMux() *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return mux
 }
