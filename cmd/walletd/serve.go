@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -30,6 +31,8 @@ type serveConfig struct {
 	maxConns   int
 	logLevel   slog.Level
 	adminAddr  string
+	tlsCert    string
+	tlsKey     string
 	topUpTTL   time.Duration
 	payoutWait time.Duration
 }
@@ -70,6 +73,10 @@ func loadServeConfig(args []string, env envFunc, stderr io.Writer) (serveConfig,
 		return cfg, err
 	}
 	cfg.adminAddr = env("WALLET_ADMIN_ADDR")
+	cfg.tlsCert, cfg.tlsKey = env("WALLET_TLS_CERT"), env("WALLET_TLS_KEY")
+	if (cfg.tlsCert == "") != (cfg.tlsKey == "") {
+		return cfg, errors.New("WALLET_TLS_CERT and WALLET_TLS_KEY go together")
+	}
 	if err := cfg.logLevel.UnmarshalText([]byte(env.str("WALLET_LOG_LEVEL", "info"))); err != nil {
 		return cfg, fmt.Errorf("WALLET_LOG_LEVEL: %w", err)
 	}
@@ -94,7 +101,11 @@ func serve(ctx context.Context, args []string, env envFunc, stdout, stderr io.Wr
 		return err
 	}
 	if cfg.publicURL == "" {
-		cfg.publicURL = "http://localhost:" + portOf(ln.Addr())
+		scheme := "http"
+		if cfg.tlsCert != "" {
+			scheme = "https"
+		}
+		cfg.publicURL = scheme + "://localhost:" + portOf(ln.Addr())
 	}
 
 	a, err := app.New(app.Config{
@@ -120,7 +131,7 @@ func serve(ctx context.Context, args []string, env envFunc, stdout, stderr io.Wr
 		MaxHeaderBytes:    32 << 10,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
-	logger.Info("walletd listening", "addr", ln.Addr().String(), "engine", db.Engine(),
+	logger.Info("walletd listening", "addr", ln.Addr().String(), "tls", cfg.tlsCert != "", "engine", db.Engine(),
 		"publicUrl", cfg.publicURL, "sandbox", cfg.sandbox)
 
 	// Background work stops after the HTTP server has drained, so requests in
@@ -143,7 +154,13 @@ func serve(ctx context.Context, args []string, env envFunc, stdout, stderr io.Wr
 	}
 
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	if cfg.tlsCert != "" {
+		// PROTOCOL.md section 1: TLS 1.2 at least whenever TLS is on.
+		srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+		go func() { errc <- srv.ServeTLS(ln, cfg.tlsCert, cfg.tlsKey) }()
+	} else {
+		go func() { errc <- srv.Serve(ln) }()
+	}
 	select {
 	case err := <-errc:
 		stopWork()
