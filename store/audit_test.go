@@ -3,7 +3,10 @@ package store_test
 import (
 	"context"
 	"database/sql"
+	"errors"
+	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -25,6 +28,7 @@ type auditFixture struct {
 	db  *store.DB
 	raw *sql.DB
 
+	partnerID        uuid.UUID
 	walletID, tspID  uuid.UUID
 	payment          wallet.Operation // 1 000.00, 300.00 of it refunded
 	pendingTopUp     wallet.Operation // 1 000.00, never confirmed
@@ -90,7 +94,7 @@ func newAuditFixture(t *testing.T, e storetest.Engine) *auditFixture {
 		return a
 	}
 
-	f := &auditFixture{db: db, raw: raw, walletID: w.ID, tspID: tsp.ID}
+	f := &auditFixture{db: db, raw: raw, partnerID: partner, walletID: w.ID, tspID: tsp.ID}
 	topUp, err := svc.Refill(ctx, partner, w.ID, rub("5000.00"), "")
 	must("refill", err)
 	topUp, err = svc.ConfirmTopUp(ctx, topUp.QRCID)
@@ -235,6 +239,71 @@ func TestAuditFindsCorruption(t *testing.T) {
 				}
 				t.Errorf("no violation mentions %q; got:\n%s", c.want, strings.Join(r.Violations, "\n"))
 			})
+		}
+	})
+}
+
+// TestAuditAfterFailedTransactions: what a transaction wrote before it failed
+// leaves no trace, also when it ran concurrently with others that succeeded
+// (SQLite commits concurrent transactions together).
+func TestAuditAfterFailedTransactions(t *testing.T) {
+	t.Parallel()
+	storetest.ForEach(t, func(t *testing.T, e storetest.Engine) {
+		t.Parallel()
+		f := newAuditFixture(t, e)
+		ctx := context.Background()
+		errRefused := errors.New("refused after writing")
+		month := 202503
+		var (
+			wg       sync.WaitGroup
+			start    = make(chan struct{})
+			failures = make(chan error, 40)
+		)
+		for i := range 40 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				err := f.db.Update(ctx, func(ctx context.Context, tx wallet.Tx) error {
+					if _, err := tx.Wallet(ctx, f.partnerID, f.walletID, true); err != nil {
+						return err
+					}
+					// Every transaction writes; every other one then fails.
+					if err := tx.AddPendingCredit(ctx, f.walletID, 100); err != nil {
+						return err
+					}
+					if err := tx.AddMonthUsage(ctx, f.walletID, month, wallet.Credit, 100); err != nil {
+						return err
+					}
+					if i%2 == 0 {
+						return errRefused
+					}
+					if err := tx.AddMonthUsage(ctx, f.walletID, month, wallet.Credit, -100); err != nil {
+						return err
+					}
+					return tx.AddPendingCredit(ctx, f.walletID, -100)
+				})
+				if (i%2 == 0) != errors.Is(err, errRefused) {
+					failures <- fmt.Errorf("transaction %d: %v", i, err)
+				}
+			}()
+		}
+		close(start)
+		wg.Wait()
+		close(failures)
+		for err := range failures {
+			t.Error(err)
+		}
+		r := f.audit(t)
+		if len(r.Violations) > 0 {
+			t.Fatalf("failed transactions left traces:\n%s", strings.Join(r.Violations, "\n"))
+		}
+		var pending int64
+		if err := f.raw.QueryRowContext(ctx, `SELECT pending_credit FROM wallets WHERE id = $1`, f.walletID.String()).Scan(&pending); err != nil {
+			t.Fatalf("read pending: %v", err)
+		}
+		if pending != int64(f.pendingTopUp.Amount) {
+			t.Errorf("pending top-ups %d, want %d (the one pending top-up)", pending, f.pendingTopUp.Amount)
 		}
 	})
 }
