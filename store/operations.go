@@ -153,7 +153,12 @@ func (t *walletTx) Post(ctx context.Context, lt wallet.LedgerTx) error {
 		lt.ID, lt.OperationID, lt.Kind, micros(lt.CreatedAt)); err != nil {
 		return err
 	}
+	values := make([]string, 0, len(lt.Postings))
+	args := make([]any, 0, 1+2*len(lt.Postings))
+	args = append(args, lt.ID)
 	for _, p := range lt.Postings {
+		args = append(args, p.Account, int64(p.Amount))
+		values = append(values, fmt.Sprintf("($1, $%d, $%d)", len(args)-1, len(args)))
 		if p.Kind == wallet.WalletAccount {
 			// The guard is the overdraft check: it holds even if a caller forgot
 			// to lock, and it is what the schema's CHECK backs up.
@@ -166,12 +171,10 @@ func (t *walletTx) Post(ctx context.Context, lt wallet.LedgerTx) error {
 				return err
 			}
 		}
-		if _, err := t.q.ExecContext(ctx, `INSERT INTO postings (tx_id, account_id, amount) VALUES ($1, $2, $3)`,
-			lt.ID, p.Account, int64(p.Amount)); err != nil {
-			return err
-		}
 	}
-	return nil
+	// All postings in one statement: one round trip to the server, not one each.
+	_, err := t.q.ExecContext(ctx, `INSERT INTO postings (tx_id, account_id, amount) VALUES `+strings.Join(values, ", "), args...)
+	return err
 }
 
 func (t *walletTx) AddPendingCredit(ctx context.Context, walletID uuid.UUID, delta money.Amount) error {
