@@ -284,7 +284,7 @@ func TestAuditAfterFailedTransactions(t *testing.T) {
 					return tx.AddPendingCredit(ctx, f.walletID, -100)
 				})
 				if (i%2 == 0) != errors.Is(err, errRefused) {
-					failures <- fmt.Errorf("transaction %d: %v", i, err)
+					failures <- fmt.Errorf("transaction %d: %w", i, err)
 				}
 			}()
 		}
