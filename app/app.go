@@ -12,6 +12,7 @@ import (
 
 	"github.com/perspektiva/walletd/api"
 	"github.com/perspektiva/walletd/auth"
+	"github.com/perspektiva/walletd/docs"
 	"github.com/perspektiva/walletd/httpapi"
 	"github.com/perspektiva/walletd/jobs"
 	"github.com/perspektiva/walletd/sbp"
@@ -83,6 +84,7 @@ func New(cfg Config) (*App, error) {
 		Idempotency: cfg.DB.IdempotencyStore(),
 		Unavailable: cfg.DB.Unavailable,
 		Ready:       cfg.DB.Ping,
+		Docs:        docs.Handler(api.Spec()),
 	}
 	if cfg.Sandbox {
 		httpCfg.Sandbox = sandbox.Handler(a.Wallets, cfg.Logger, cfg.Location)

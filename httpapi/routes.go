@@ -47,6 +47,11 @@ func (s *Server) routes() http.Handler {
 	if s.cfg.Sandbox != nil {
 		mux.Handle("/sandbox/sbp/", s.cfg.Sandbox)
 	}
+	if s.cfg.Docs != nil {
+		docs := func(w http.ResponseWriter, r *http.Request) error { s.cfg.Docs.ServeHTTP(w, r); return nil }
+		handle("/docs", map[string]handlerFunc{http.MethodGet: docs})
+		handle("/docs/", map[string]handlerFunc{http.MethodGet: docs})
+	}
 	mux.Handle("/", s.dispatch(nil))
 	return mux
 }

@@ -39,6 +39,8 @@ type Config struct {
 	Idempotency idempotency.Store
 	// Sandbox, when set, serves the SBP sandbox pages and API under /sandbox/sbp/.
 	Sandbox http.Handler
+	// Docs, when set, serves the API reference page at GET /docs and its assets under /docs/.
+	Docs http.Handler
 }
 
 // Server serves the protocol.
