@@ -61,9 +61,15 @@ type limitDetails struct {
 // writeError is the one place where errors become HTTP answers. Anything that is
 // not a refusal of the domain is logged and answered without its internals.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
-	var de *wallet.Error
+	var (
+		de *wallet.Error
+		rl *rateLimited
+	)
 	switch {
 	case errors.As(err, &de):
+	case errors.As(err, &rl):
+		w.Header().Set("Retry-After", retryAfterSeconds(rl.retryAfter))
+		de = rateLimitedError()
 	case errors.Is(err, auth.ErrUnauthorized):
 		de = wallet.Fail(wallet.CodeUnauthorized)
 	case errors.Is(err, auth.ErrForbidden):
@@ -79,6 +85,9 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	default:
 		s.log.LogAttrs(r.Context(), slog.LevelError, "internal error", slog.String("error", err.Error()))
 		de = wallet.Fail(wallet.CodeInternal)
+	}
+	if info, ok := r.Context().Value(requestInfoKey).(*requestInfo); ok {
+		info.code = string(de.Code)
 	}
 	status, ok := statusOf[de.Code]
 	if !ok {

@@ -24,6 +24,7 @@ const (
 type requestInfo struct {
 	id        string
 	partnerID string
+	code      string // the protocol error code of the answer, if any
 }
 
 // recoverPanics turns a panic into a plain 500: a bug must not take the process
@@ -80,7 +81,10 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 		w.Header().Set("X-Request-Id", info.id)
 		rec := &statusRecorder{ResponseWriter: w}
 		ctx := context.WithValue(r.Context(), requestInfoKey, info)
-		next.ServeHTTP(rec, r.WithContext(ctx))
+		// The mux records the matched pattern on this request value.
+		req := r.WithContext(ctx)
+		next.ServeHTTP(rec, req)
+		s.cfg.Metrics.observe(req, rec.status, info.code, time.Since(start))
 		level := slog.LevelInfo
 		if rec.status >= 500 {
 			level = slog.LevelWarn
@@ -160,6 +164,11 @@ func (s *Server) protected(h handlerFunc) handlerFunc {
 		}
 		if info, ok := r.Context().Value(requestInfoKey).(*requestInfo); ok {
 			info.partnerID = p.PartnerID.String()
+		}
+		if s.partners != nil {
+			if ok, wait := s.partners.allow(p.PartnerID.String(), time.Now()); !ok {
+				return errRateLimited(wait)
+			}
 		}
 		return h(w, r.WithContext(context.WithValue(r.Context(), principalKey, p)))
 	}

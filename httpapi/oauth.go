@@ -7,6 +7,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"time"
 
 	"github.com/perspektiva/walletd/auth"
 )
@@ -91,7 +92,10 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) error {
 	noStore(w)
 	req, err := s.readOAuth(r)
 	if err != nil {
-		return s.oauthFailure(w, err)
+		return s.oauthFailure(w, r, req, err)
+	}
+	if err := s.throttled(r, req); err != nil {
+		return err
 	}
 	p := req.params
 	var pair auth.Pair
@@ -106,7 +110,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) error {
 		err = &auth.Error{Code: auth.UnsupportedGrantType, Description: "supported: client_credentials, refresh_token"}
 	}
 	if err != nil {
-		return s.oauthFailure(w, err)
+		return s.oauthFailure(w, r, req, err)
 	}
 	writeJSON(w, http.StatusOK, tokenAnswer{
 		AccessToken: pair.AccessToken, TokenType: "Bearer", ExpiresIn: int64(pair.AccessTTL.Seconds()),
@@ -119,10 +123,13 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request) error {
 	noStore(w)
 	req, err := s.readOAuth(r)
 	if err == nil {
+		if err := s.throttled(r, req); err != nil {
+			return err
+		}
 		err = s.cfg.Auth.Revoke(r.Context(), req.params.Get("client_id"), req.params.Get("client_secret"), req.params.Get("token"))
 	}
 	if err != nil {
-		return s.oauthFailure(w, err)
+		return s.oauthFailure(w, r, req, err)
 	}
 	w.WriteHeader(http.StatusOK)
 	return nil
@@ -139,11 +146,35 @@ type oauthErrorBody struct {
 	Description string `json:"error_description,omitempty"`
 }
 
-// oauthFailure answers in RFC 6749 section 5.2 form; other errors go the usual way.
-func (s *Server) oauthFailure(w http.ResponseWriter, err error) error {
+// throttled refuses a client id or an address that failed too often lately.
+func (s *Server) throttled(r *http.Request, req oauthRequest) error {
+	if s.failures == nil {
+		return nil
+	}
+	if blocked, wait := s.failures.blocked(time.Now(), throttleKeys(r, req)...); blocked {
+		return errRateLimited(wait)
+	}
+	return nil
+}
+
+// throttleKeys are what failures count against: the address, and the client id when given.
+func throttleKeys(r *http.Request, req oauthRequest) []string {
+	keys := []string{"addr:" + clientAddress(r)}
+	if id := req.params.Get("client_id"); id != "" {
+		keys = append(keys, "client:"+id)
+	}
+	return keys
+}
+
+// oauthFailure answers in RFC 6749 section 5.2 form; other errors go the usual
+// way. Every refusal counts against the client id and the address.
+func (s *Server) oauthFailure(w http.ResponseWriter, r *http.Request, req oauthRequest, err error) error {
 	var oe *auth.Error
 	if !errors.As(err, &oe) {
 		return err
+	}
+	if s.failures != nil {
+		s.failures.fail(time.Now(), throttleKeys(r, req)...)
 	}
 	status := http.StatusBadRequest
 	if oe.Code == auth.InvalidClient {

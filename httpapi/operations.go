@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"math"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -303,7 +304,7 @@ func (s *Server) reportFilter(q url.Values) (wallet.ReportFilter, error) {
 		}
 		return n
 	}
-	f.Page = integer("page", 0, 0, 1_000_000)
+	f.Page = integer("page", 0, 0, math.MaxInt32)
 	f.Size = integer("size", 20, 1, wallet.MaxPageSize)
 	return f, v.Err()
 }
@@ -328,5 +329,10 @@ func parseDate(raw string, loc *time.Location, endOfDay bool) (time.Time, error)
 		}
 		return t, nil
 	}
-	return time.Parse(time.RFC3339Nano, raw)
+	t, err := time.Parse(time.RFC3339Nano, raw)
+	if err == nil && endOfDay && t.Nanosecond() == 0 {
+		// A bound to the second includes that whole second, as the other forms do.
+		t = t.Add(time.Second - time.Microsecond)
+	}
+	return t, err
 }

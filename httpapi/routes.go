@@ -47,6 +47,10 @@ func (s *Server) routes() http.Handler {
 	if s.cfg.Sandbox != nil {
 		mux.Handle("/sandbox/sbp/", s.cfg.Sandbox)
 	}
+	if s.cfg.MetricsHandler != nil {
+		metrics := func(w http.ResponseWriter, r *http.Request) error { s.cfg.MetricsHandler.ServeHTTP(w, r); return nil }
+		handle("/metrics", map[string]handlerFunc{http.MethodGet: metrics})
+	}
 	if s.cfg.Docs != nil {
 		docs := func(w http.ResponseWriter, r *http.Request) error { s.cfg.Docs.ServeHTTP(w, r); return nil }
 		handle("/docs", map[string]handlerFunc{http.MethodGet: docs})

@@ -39,15 +39,23 @@ type Config struct {
 	Idempotency idempotency.Store
 	// Sandbox, when set, serves the SBP sandbox pages and API under /sandbox/sbp/.
 	Sandbox http.Handler
+	// Limits are the abuse limits; the zero value limits nothing.
+	Limits Limits
+	// Metrics, when set, counts requests (see NewMetrics).
+	Metrics *Metrics
+	// MetricsHandler, when set, serves GET /metrics.
+	MetricsHandler http.Handler
 	// Docs, when set, serves the API reference page at GET /docs and its assets under /docs/.
 	Docs http.Handler
 }
 
 // Server serves the protocol.
 type Server struct {
-	cfg     Config
-	log     *slog.Logger
-	handler http.Handler
+	cfg      Config
+	log      *slog.Logger
+	handler  http.Handler
+	partners *partnerLimiter
+	failures *failureThrottle
 }
 
 // New returns the protocol's HTTP handler.
@@ -58,7 +66,7 @@ func New(cfg Config) *Server {
 	if cfg.Unavailable == nil {
 		cfg.Unavailable = func(error) bool { return false }
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger}
+	s := &Server{cfg: cfg, log: cfg.Logger, partners: newPartnerLimiter(cfg.Limits), failures: newFailureThrottle(cfg.Limits)}
 	s.handler = s.recoverPanics(s.logRequests(s.canonicalPaths(s.limitBody(s.routes()))))
 	return s
 }

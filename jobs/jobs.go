@@ -49,7 +49,7 @@ type Runner struct {
 func NewRunner(store Store, handlers map[string]Handler, log *slog.Logger) *Runner {
 	return &Runner{
 		store: store, handlers: handlers, log: log, now: time.Now,
-		Poll: 500 * time.Millisecond, Lease: time.Minute, Batch: 32, Parallel: 8,
+		Poll: 500 * time.Millisecond, Lease: 30 * time.Second, Batch: 32, Parallel: 8,
 	}
 }
 
@@ -79,13 +79,17 @@ func (r *Runner) Run(ctx context.Context) error {
 
 // RunOnce claims and runs the jobs due now; it returns how many it ran.
 func (r *Runner) RunOnce(ctx context.Context) (int, error) {
-	jobs, err := r.store.Claim(ctx, r.now(), r.Lease, r.Batch)
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	// Once claiming starts it finishes, and so do the claimed jobs: a claim
+	// committed as shutdown begins would otherwise leave its jobs leased, idle
+	// until the lease ends.
+	work := context.WithoutCancel(ctx)
+	jobs, err := r.store.Claim(work, r.now(), r.Lease, r.Batch)
 	if err != nil {
 		return 0, err
 	}
-	// Handlers finish even when ctx ends: a payout half-recorded is what the
-	// lease protects against, but there is no reason to cause it.
-	work := context.WithoutCancel(ctx)
 	errs := make([]error, len(jobs))
 	sem := make(chan struct{}, max(r.Parallel, 1))
 	var wg sync.WaitGroup

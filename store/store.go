@@ -21,8 +21,8 @@ type DB struct {
 	write *sql.DB // SQLite: a single connection, the only writer
 	read  *sql.DB // SQLite: a pool of read-only connections; PostgreSQL: same as write
 	eng   engine
-	// Prepared statements per pool (SQLite only; nil on PostgreSQL).
-	writeStmts, readStmts *stmtCache
+	// Prepared statements of the writer (SQLite only; nil on PostgreSQL).
+	writeStmts *stmtCache
 	// committer runs SQLite's write transactions, batched (nil on PostgreSQL).
 	committer *committer
 }
@@ -70,7 +70,6 @@ func (db *DB) Close() error {
 	}
 	if db.writeStmts != nil {
 		db.writeStmts.close()
-		db.readStmts.close()
 	}
 	err := db.write.Close()
 	if db.read != db.write {
@@ -134,7 +133,7 @@ func (db *DB) Update(ctx context.Context, fn func(context.Context, wallet.Tx) er
 // View runs fn in a read-only transaction (wallet.Store).
 func (db *DB) View(ctx context.Context, fn func(context.Context, wallet.Tx) error) error {
 	return db.inTx(ctx, db.read, &sql.TxOptions{ReadOnly: true}, func(tx *sql.Tx) error {
-		return fn(ctx, &walletTx{q: db.querier(tx, db.readStmts), eng: &db.eng})
+		return fn(ctx, &walletTx{q: tx, eng: &db.eng})
 	})
 }
 
