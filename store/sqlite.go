@@ -52,6 +52,6 @@ func openSQLite(path string, opts Options) (*DB, error) {
 		// Only the writer caches statements: it has a spare connection to
 		// prepare on, while every reader may be inside a transaction at once.
 		writeStmts: newStmtCache(write),
-		committer: newCommitter(write),
+		committer:  newCommitter(write),
 	}, nil
 }
