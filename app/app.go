@@ -33,6 +33,8 @@ type Config struct {
 	Location    *time.Location
 	Limits      wallet.SystemLimits
 	Logger      *slog.Logger
+	// HTTPLimits are the abuse limits of the HTTP edge.
+	HTTPLimits httpapi.Limits
 }
 
 // App is a wired walletd.
@@ -68,9 +70,10 @@ func New(cfg Config) (*App, error) {
 		gateway = sandbox
 	}
 	a := &App{db: cfg.DB, log: cfg.Logger}
+	m := newMetrics(cfg.DB)
 	a.Auth = auth.NewService(cfg.DB.AuthStore(), auth.Config{AccessTTL: cfg.AccessTTL, RefreshTTL: cfg.RefreshTTL})
 	a.Wallets, err = wallet.NewService(cfg.DB, wallet.Config{
-		Limits: cfg.Limits, Location: cfg.Location, SBP: gateway, TopUpTTL: cfg.TopUpTTL,
+		Limits: cfg.Limits, Location: cfg.Location, SBP: gateway, TopUpTTL: cfg.TopUpTTL, Observe: m.observeOperation,
 		BankName: func(id string) (string, bool) {
 			b, ok := banks.Find(id)
 			return b.Name, ok
@@ -85,13 +88,19 @@ func New(cfg Config) (*App, error) {
 		Unavailable: cfg.DB.Unavailable,
 		Ready:       cfg.DB.Ping,
 		Docs:        docs.Handler(api.Spec()),
+		Limits:      cfg.HTTPLimits,
+		Metrics:     m.http,
+
+		MetricsHandler: m.handler(),
 	}
 	if cfg.Sandbox {
 		httpCfg.Sandbox = sandbox.Handler(a.Wallets, cfg.Logger, cfg.Location)
 	}
 	a.Handler = httpapi.New(httpCfg)
 
-	hooks := webhook.NewDeliverer(cfg.DB.WebhookStore(), webhook.Config{Location: cfg.Location, Logger: cfg.Logger})
+	hooks := webhook.NewDeliverer(cfg.DB.WebhookStore(), webhook.Config{
+		Location: cfg.Location, Logger: cfg.Logger, Observe: m.observeWebhook,
+	})
 	a.runner = jobs.NewRunner(cfg.DB.JobStore(), map[string]jobs.Handler{
 		wallet.JobExpireTopUp: a.Wallets.ExpireTopUp,
 		wallet.JobPayout:      a.Wallets.ProcessPayout,

@@ -159,9 +159,9 @@ func (s *Server) throttled(r *http.Request, req oauthRequest) error {
 
 // throttleKeys are what failures count against: the address, and the client id when given.
 func throttleKeys(r *http.Request, req oauthRequest) []string {
-	keys := []string{"addr:" + clientAddress(r)}
+	keys := []string{addrKey + clientAddress(r)}
 	if id := req.params.Get("client_id"); id != "" {
-		keys = append(keys, "client:"+id)
+		keys = append(keys, clientKey+id)
 	}
 	return keys
 }

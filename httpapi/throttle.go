@@ -19,10 +19,12 @@ type Limits struct {
 	// with bursts of PartnerBurst.
 	PartnerRate  float64
 	PartnerBurst int
-	// TokenFailures is how many failed token or revocation requests a client id,
-	// or an address, may make per TokenWindow before it is refused with 429.
-	TokenFailures int
-	TokenWindow   time.Duration
+	// ClientFailures and AddressFailures are how many failed token or
+	// revocation requests a client id, or an address, may make per TokenWindow
+	// before it is refused with 429 (0: no limit).
+	ClientFailures  int
+	AddressFailures int
+	TokenWindow     time.Duration
 }
 
 // rateLimited answers 429 with the protocol's body and a Retry-After.
@@ -76,7 +78,7 @@ func (p *partnerLimiter) allow(partner string, now time.Time) (bool, time.Durati
 // Guessing secrets then costs the window, while a partner that mistyped its
 // secret waits at most that long.
 type failureThrottle struct {
-	limit  int
+	limits map[string]int // by key prefix: "client:", "addr:"
 	window time.Duration
 	mu     sync.Mutex
 	m      map[string]*failures
@@ -92,14 +94,37 @@ type failures struct {
 const maxThrottleKeys = 100_000
 
 func newFailureThrottle(l Limits) *failureThrottle {
-	if l.TokenFailures <= 0 {
+	limits := map[string]int{}
+	if l.ClientFailures > 0 {
+		limits[clientKey] = l.ClientFailures
+	}
+	if l.AddressFailures > 0 {
+		limits[addrKey] = l.AddressFailures
+	}
+	if len(limits) == 0 {
 		return nil
 	}
 	w := l.TokenWindow
 	if w <= 0 {
 		w = time.Minute
 	}
-	return &failureThrottle{limit: l.TokenFailures, window: w, m: map[string]*failures{}}
+	return &failureThrottle{limits: limits, window: w, m: map[string]*failures{}}
+}
+
+// Key prefixes of the failure throttle.
+const (
+	clientKey = "client:"
+	addrKey   = "addr:"
+)
+
+// limitOf returns the limit for a key by its prefix (0: not limited).
+func (f *failureThrottle) limitOf(key string) int {
+	for prefix, n := range f.limits {
+		if len(key) > len(prefix) && key[:len(prefix)] == prefix {
+			return n
+		}
+	}
+	return 0
 }
 
 // blocked says whether any of the keys is over its limit, and for how long.
@@ -108,10 +133,11 @@ func (f *failureThrottle) blocked(now time.Time, keys ...string) (bool, time.Dur
 	defer f.mu.Unlock()
 	var wait time.Duration
 	for _, k := range keys {
-		if k == "" {
+		limit := f.limitOf(k)
+		if limit == 0 {
 			continue
 		}
-		if e, ok := f.m[k]; ok && now.Sub(e.since) < f.window && e.count >= f.limit {
+		if e, ok := f.m[k]; ok && now.Sub(e.since) < f.window && e.count >= limit {
 			wait = max(wait, e.since.Add(f.window).Sub(now))
 		}
 	}
@@ -130,7 +156,7 @@ func (f *failureThrottle) fail(now time.Time, keys ...string) {
 		}
 	}
 	for _, k := range keys {
-		if k == "" {
+		if f.limitOf(k) == 0 {
 			continue
 		}
 		e, ok := f.m[k]

@@ -51,7 +51,10 @@ func (s *Service) newOperation(ctx context.Context, partnerID, walletID uuid.UUI
 	same func(Operation) bool, create func(ctx context.Context, tx Tx, w Wallet) (Operation, error),
 ) (Operation, error) {
 	return retryDuplicates(func() (Operation, error) {
-		var op Operation
+		var (
+			op      Operation
+			created bool
+		)
 		err := s.store.Update(ctx, func(ctx context.Context, tx Tx) error {
 			w, err := activeWallet(ctx, tx, partnerID, walletID)
 			if err != nil {
@@ -59,12 +62,16 @@ func (s *Service) newOperation(ctx context.Context, partnerID, walletID uuid.UUI
 			}
 			prev, ok, err := replay(ctx, tx, partnerID, idemKey, same)
 			if err != nil || ok {
-				op = prev
+				op, created = prev, false
 				return err
 			}
 			op, err = create(ctx, tx, w)
+			created = err == nil
 			return err
 		})
+		if err == nil && created {
+			s.observe(op.Type, op.Status)
+		}
 		return op, err
 	})
 }
@@ -187,8 +194,12 @@ func (s *Service) DeclineTopUp(ctx context.Context, qrcID string) (Operation, er
 }
 
 func (s *Service) settleTopUp(ctx context.Context, qrcID string, confirm bool) (Operation, error) {
-	var op Operation
+	var (
+		op      Operation
+		settled bool
+	)
 	err := s.store.Update(ctx, func(ctx context.Context, tx Tx) error {
+		settled = false
 		found, err := tx.OperationByQRC(ctx, qrcID)
 		if errors.Is(err, ErrNotFound) {
 			return Fail(CodeOperationNotFound)
@@ -200,6 +211,7 @@ func (s *Service) settleTopUp(ctx context.Context, qrcID string, confirm bool) (
 		if op, w, err = lockedOperation(ctx, tx, found.ID); err != nil || op.Final() {
 			return err
 		}
+		settled = true
 		now := s.now()
 		switch {
 		case !now.Before(op.ExpiresAt):
@@ -222,14 +234,21 @@ func (s *Service) settleTopUp(ctx context.Context, qrcID string, confirm bool) (
 		}
 		return s.post(ctx, tx, op.ID, TxTopUp, transfer(openAcc(SBPInbound), walletAcc(op.WalletID), op.Amount))
 	})
+	if err == nil && settled {
+		s.observe(op.Type, op.Status)
+	}
 	return op, err
 }
 
 // ExpireTopUp is the background work that ends an unconfirmed top-up. It returns
 // when to try again if the top-up is not due yet.
 func (s *Service) ExpireTopUp(ctx context.Context, opID uuid.UUID) (time.Time, error) {
-	var retry time.Time
+	var (
+		retry   time.Time
+		expired bool
+	)
 	err := s.store.Update(ctx, func(ctx context.Context, tx Tx) error {
+		expired = false
 		op, _, err := lockedOperation(ctx, tx, opID)
 		if errors.Is(err, ErrNotFound) || (err == nil && op.Final()) {
 			return nil
@@ -242,8 +261,12 @@ func (s *Service) ExpireTopUp(ctx context.Context, opID uuid.UUID) (time.Time, e
 			retry = op.ExpiresAt
 			return nil
 		}
+		expired = true
 		return s.finishTopUp(ctx, tx, &op, Expired, now)
 	})
+	if err == nil && expired {
+		s.observe(Credit, Expired)
+	}
 	return retry, err
 }
 
@@ -350,6 +373,9 @@ func (s *Service) Pay(ctx context.Context, partnerID uuid.UUID, req PaymentReque
 		}
 		return s.emitOp(ctx, tx, EventPaymentSucceeded, op)
 	})
+	if err == nil && op.ID == id {
+		s.observe(Payment, Success)
+	}
 	return op, err
 }
 
@@ -491,10 +517,16 @@ func (s *Service) ProcessPayout(ctx context.Context, opID uuid.UUID) (time.Time,
 }
 
 func (s *Service) finishPayout(ctx context.Context, opID uuid.UUID, ok bool) error {
-	return s.store.Update(ctx, func(ctx context.Context, tx Tx) error {
+	var done OperationStatus
+	err := s.store.Update(ctx, func(ctx context.Context, tx Tx) error {
+		done = ""
 		op, _, err := lockedOperation(ctx, tx, opID)
 		if err != nil || op.Final() {
 			return err
+		}
+		done = Failed
+		if ok {
+			done = Success
 		}
 		now := s.now()
 		if ok {
@@ -520,6 +552,10 @@ func (s *Service) finishPayout(ctx context.Context, opID uuid.UUID, ok bool) err
 		}
 		return s.emitOp(ctx, tx, EventWithdrawalFailed, op)
 	})
+	if err == nil && done != "" {
+		s.observe(Debit, done)
+	}
+	return err
 }
 
 // Operation returns one operation of the partner's wallet.

@@ -23,6 +23,8 @@ type Config struct {
 	TokenTTL time.Duration // a payment token lives this long; 15 minutes when zero
 	// BankName returns the name of an SBP member bank, false when it is not one.
 	BankName func(id string) (string, bool)
+	// Observe, when set, hears of every operation state a commit made (metrics).
+	Observe func(OperationType, OperationStatus)
 }
 
 // Service carries out the partner protocol's use cases.
@@ -36,13 +38,17 @@ type Service struct {
 	topUpTTL time.Duration
 	tokenTTL time.Duration
 	bankName func(string) (string, bool)
+	observe  func(OperationType, OperationStatus)
 }
 
 // NewService returns a Service over store.
 func NewService(store Store, cfg Config) (*Service, error) {
 	s := &Service{
 		store: store, limits: cfg.Limits, loc: cfg.Location, now: cfg.Now, newID: cfg.NewID,
-		sbp: cfg.SBP, topUpTTL: cfg.TopUpTTL, tokenTTL: cfg.TokenTTL, bankName: cfg.BankName,
+		sbp: cfg.SBP, topUpTTL: cfg.TopUpTTL, tokenTTL: cfg.TokenTTL, bankName: cfg.BankName, observe: cfg.Observe,
+	}
+	if s.observe == nil {
+		s.observe = func(OperationType, OperationStatus) {}
 	}
 	if s.topUpTTL <= 0 {
 		s.topUpTTL = 30 * time.Minute

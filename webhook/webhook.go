@@ -99,21 +99,27 @@ type Config struct {
 	Window   time.Duration    // how long to keep retrying; 24 h when zero
 	Now      func() time.Time // time.Now when nil
 	Logger   *slog.Logger
+	// Observe, when set, hears each attempt's outcome: delivered, retry, failed, skipped.
+	Observe func(outcome string)
 }
 
 // Deliverer sends events.
 type Deliverer struct {
-	store  Store
-	client *http.Client
-	loc    *time.Location
-	window time.Duration
-	now    func() time.Time
-	log    *slog.Logger
+	store   Store
+	client  *http.Client
+	loc     *time.Location
+	window  time.Duration
+	now     func() time.Time
+	log     *slog.Logger
+	observe func(string)
 }
 
 // NewDeliverer returns a Deliverer over store.
 func NewDeliverer(store Store, cfg Config) *Deliverer {
-	d := &Deliverer{store: store, client: cfg.Client, loc: cfg.Location, window: cfg.Window, now: cfg.Now, log: cfg.Logger}
+	d := &Deliverer{store: store, client: cfg.Client, loc: cfg.Location, window: cfg.Window, now: cfg.Now, log: cfg.Logger, observe: cfg.Observe}
+	if d.observe == nil {
+		d.observe = func(string) {}
+	}
 	if d.client == nil {
 		d.client = &http.Client{Timeout: 10 * time.Second}
 	}
@@ -166,6 +172,7 @@ func (d *Deliverer) Deliver(ctx context.Context, eventID uuid.UUID) (time.Time, 
 	}
 	now := d.now()
 	if target.URL == "" {
+		d.observe("skipped")
 		return time.Time{}, d.store.SetStatus(ctx, eventID, Skipped, rec.Attempts, now)
 	}
 	body, err := d.Render(ctx, rec.Event)
@@ -179,13 +186,16 @@ func (d *Deliverer) Deliver(ctx context.Context, eventID uuid.UUID) (time.Time, 
 		return time.Time{}, err
 	}
 	if a.StatusCode >= 200 && a.StatusCode < 300 {
+		d.observe("delivered")
 		return time.Time{}, d.store.SetStatus(ctx, eventID, Delivered, attempt, d.now())
 	}
 	next := now.Add(backoff(attempt))
 	if next.After(rec.CreatedAt.Add(d.window)) {
+		d.observe("failed")
 		d.log.Warn("webhook given up", "event", eventID, "attempts", attempt)
 		return time.Time{}, d.store.SetStatus(ctx, eventID, Failed, attempt, d.now())
 	}
+	d.observe("retry")
 	if err := d.store.SetStatus(ctx, eventID, Pending, attempt, time.Time{}); err != nil {
 		return time.Time{}, err
 	}

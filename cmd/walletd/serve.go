@@ -10,11 +10,13 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/perspektiva/walletd/app"
 	"github.com/perspektiva/walletd/auth"
+	"github.com/perspektiva/walletd/httpapi"
 	"github.com/perspektiva/walletd/wallet"
 )
 
@@ -33,6 +35,7 @@ type serveConfig struct {
 	adminAddr  string
 	tlsCert    string
 	tlsKey     string
+	httpLimits httpapi.Limits
 	topUpTTL   time.Duration
 	payoutWait time.Duration
 }
@@ -73,6 +76,9 @@ func loadServeConfig(args []string, env envFunc, stderr io.Writer) (serveConfig,
 		return cfg, err
 	}
 	cfg.adminAddr = env("WALLET_ADMIN_ADDR")
+	if cfg.httpLimits, err = loadHTTPLimits(env); err != nil {
+		return cfg, err
+	}
 	cfg.tlsCert, cfg.tlsKey = env("WALLET_TLS_CERT"), env("WALLET_TLS_KEY")
 	if (cfg.tlsCert == "") != (cfg.tlsKey == "") {
 		return cfg, errors.New("WALLET_TLS_CERT and WALLET_TLS_KEY go together")
@@ -111,7 +117,7 @@ func serve(ctx context.Context, args []string, env envFunc, stdout, stderr io.Wr
 	a, err := app.New(app.Config{
 		DB: db, PublicURL: cfg.publicURL, Sandbox: cfg.sandbox, PayoutDelay: cfg.payoutWait,
 		TopUpTTL: cfg.topUpTTL, AccessTTL: cfg.accessTTL, RefreshTTL: cfg.refreshTTL,
-		Location: cfg.location, Limits: cfg.limits, Logger: logger,
+		Location: cfg.location, Limits: cfg.limits, Logger: logger, HTTPLimits: cfg.httpLimits,
 	})
 	if err != nil {
 		ln.Close()
@@ -231,4 +237,30 @@ func adminMux() *http.ServeMux {
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	return mux
+}
+
+// loadHTTPLimits reads the abuse limits: a per-partner request rate (off unless
+// set) and the throttling of failed token requests (on by default).
+func loadHTTPLimits(env envFunc) (httpapi.Limits, error) {
+	var (
+		l   httpapi.Limits
+		err error
+	)
+	rate := env("WALLET_RATE_LIMIT")
+	if rate != "" {
+		if l.PartnerRate, err = strconv.ParseFloat(rate, 64); err != nil || l.PartnerRate < 0 {
+			return l, fmt.Errorf("WALLET_RATE_LIMIT=%q: want requests per second per partner", rate)
+		}
+	}
+	if l.PartnerBurst, err = env.integer("WALLET_RATE_BURST", 0); err != nil {
+		return l, err
+	}
+	if l.ClientFailures, err = env.integer("WALLET_TOKEN_FAILURES_PER_CLIENT", 30); err != nil {
+		return l, err
+	}
+	if l.AddressFailures, err = env.integer("WALLET_TOKEN_FAILURES_PER_ADDRESS", 300); err != nil {
+		return l, err
+	}
+	l.TokenWindow, err = env.duration("WALLET_TOKEN_FAILURE_WINDOW", time.Minute)
+	return l, err
 }
