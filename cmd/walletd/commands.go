@@ -68,6 +68,9 @@ func partner(ctx context.Context, args []string, env envFunc, stdout, stderr io.
 		if *name == "" {
 			return fmt.Errorf("%w: --name is required", errUsage)
 		}
+		if err := checkWebhookURL(*hook); err != nil {
+			return err
+		}
 		db, err := openDB(ctx, *dsn, 2)
 		if err != nil {
 			return err

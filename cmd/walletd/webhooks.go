@@ -27,11 +27,8 @@ func setWebhook(ctx context.Context, fs *flag.FlagSet, dsn *string, args []strin
 	if err != nil {
 		return fmt.Errorf("%w: --partner must be a UUID", errUsage)
 	}
-	if *raw != "" {
-		u, err := url.Parse(*raw)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return fmt.Errorf("%w: --url must be an absolute http(s) URL", errUsage)
-		}
+	if err := checkWebhookURL(*raw); err != nil {
+		return err
 	}
 	secret, err := auth.NewWebhookSecret()
 	if err != nil {
@@ -49,6 +46,18 @@ func setWebhook(ctx context.Context, fs *flag.FlagSet, dsn *string, args []strin
 		return err
 	}
 	return printJSON(stdout, map[string]string{"partnerId": pid.String(), "webhookUrl": *raw, "webhookSecret": secret})
+}
+
+// checkWebhookURL accepts an absolute http(s) URL, or none.
+func checkWebhookURL(raw string) error {
+	if raw == "" {
+		return nil
+	}
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("%w: the webhook URL must be an absolute http(s) URL", errUsage)
+	}
+	return nil
 }
 
 type eventLine struct {
