@@ -110,8 +110,14 @@ func New(cfg Config) (*App, error) {
 }
 
 // Background runs the durable background work until ctx ends; the returned
-// function waits for it to finish the jobs in hand.
+// function waits for it to finish the jobs in hand. On SQLite, whose database
+// serves one node, claims left by a process that died are released first.
 func (a *App) Background(ctx context.Context) (wait func()) {
+	if a.db.Engine() == "sqlite" {
+		if err := a.db.JobStore().ReleaseClaims(ctx); err != nil {
+			a.log.Warn("release claims of a previous process", "error", err.Error())
+		}
+	}
 	var wg sync.WaitGroup
 	wg.Go(func() { _ = a.runner.Run(ctx) })
 	wg.Go(func() { a.purgeIdempotency(ctx) })

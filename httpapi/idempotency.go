@@ -17,8 +17,12 @@ import (
 )
 
 const (
-	idempotencyTTL   = 24 * time.Hour
-	idempotencyLease = 30 * time.Second
+	idempotencyTTL = 24 * time.Hour
+	// idempotencyLease is how long a running request holds its key; a retry
+	// after a crash takes the key over then. Taking over a request that is in
+	// fact still running is safe: operations carry the key too, so the domain
+	// answers with the operation the first request made.
+	idempotencyLease = 10 * time.Second
 	// idempotencyWait bounds how long a duplicate waits for the first request.
 	idempotencyWait = 10 * time.Second
 )

@@ -49,7 +49,9 @@ type Runner struct {
 func NewRunner(store Store, handlers map[string]Handler, log *slog.Logger) *Runner {
 	return &Runner{
 		store: store, handlers: handlers, log: log, now: time.Now,
-		Poll: 500 * time.Millisecond, Lease: 30 * time.Second, Batch: 32, Parallel: 8,
+		// A claim takes only what runs at once, for a short lease: after a
+		// crash, other nodes wait at most that long for the jobs it held.
+		Poll: 500 * time.Millisecond, Lease: 10 * time.Second, Batch: 8, Parallel: 8,
 	}
 }
 
@@ -110,7 +112,7 @@ func (r *Runner) run(ctx context.Context, j wallet.Job) error {
 		r.log.Error("no handler for job", "kind", j.Kind, "job", j.ID)
 		return r.store.Reschedule(ctx, j.ID, r.now().Add(time.Hour), "no handler for kind "+j.Kind)
 	}
-	ctx, cancel := context.WithTimeout(ctx, r.Lease/2)
+	ctx, cancel := context.WithTimeout(ctx, r.Lease*2/3)
 	defer cancel()
 	retryAt, err := h(ctx, j.Ref)
 	switch {

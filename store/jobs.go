@@ -21,8 +21,20 @@ type JobStore struct{ db *DB }
 // reads from the read pool, so idle polling never takes SQLite's write lock.
 func (s JobStore) NextDue(ctx context.Context) (time.Time, error) {
 	var next sql.NullInt64
-	err := s.db.read.QueryRowContext(ctx, `SELECT MIN(run_at) FROM jobs WHERE done_at IS NULL`).Scan(&next)
+	err := s.db.read.QueryRowContext(ctx, `SELECT MIN(CASE WHEN lease_until > run_at THEN lease_until ELSE run_at END)
+		FROM jobs WHERE done_at IS NULL`).Scan(&next)
 	return fromNullMicros(next), err
+}
+
+// ReleaseClaims frees every claimed job and every Idempotency-Key claim still
+// running. Only a node that knows it is alone may call it: SQLite's single
+// node at start, when any claim left belongs to a process that died.
+func (s JobStore) ReleaseClaims(ctx context.Context) error {
+	if _, err := s.db.exec(ctx, `UPDATE jobs SET lease_until = NULL WHERE lease_until IS NOT NULL AND done_at IS NULL`); err != nil {
+		return err
+	}
+	_, err := s.db.exec(ctx, `DELETE FROM idempotency_keys WHERE status_code = 0`)
+	return err
 }
 
 // Claim leases up to limit due jobs until now+lease.
@@ -30,8 +42,9 @@ func (s JobStore) Claim(ctx context.Context, now time.Time, lease time.Duration,
 	var jobs []wallet.Job
 	err := s.db.inTx(ctx, s.db.write, nil, func(tx *sql.Tx) error {
 		jobs = jobs[:0]
-		rows, err := tx.QueryContext(ctx, `UPDATE jobs SET run_at = $1, attempts = attempts + 1
+		rows, err := tx.QueryContext(ctx, `UPDATE jobs SET lease_until = $1, attempts = attempts + 1
 			WHERE id IN (SELECT id FROM jobs WHERE done_at IS NULL AND run_at <= $2
+			             AND (lease_until IS NULL OR lease_until <= $2)
 			             ORDER BY run_at LIMIT $3`+s.db.eng.skipLocked+`)
 			RETURNING id, kind, ref_id, created_at, attempts`,
 			micros(now.Add(lease)), micros(now), limit)
@@ -57,13 +70,13 @@ func (s JobStore) Claim(ctx context.Context, now time.Time, lease time.Duration,
 
 // Done marks a job finished.
 func (s JobStore) Done(ctx context.Context, id uuid.UUID, at time.Time) error {
-	_, err := s.db.exec(ctx, `UPDATE jobs SET done_at = $1 WHERE id = $2`, micros(at), id)
+	_, err := s.db.exec(ctx, `UPDATE jobs SET done_at = $1, lease_until = NULL WHERE id = $2`, micros(at), id)
 	return err
 }
 
 // Reschedule sets when a job runs next, recording why when it failed.
 func (s JobStore) Reschedule(ctx context.Context, id uuid.UUID, runAt time.Time, lastError string) error {
-	_, err := s.db.exec(ctx, `UPDATE jobs SET run_at = $1, last_error = $2 WHERE id = $3`,
+	_, err := s.db.exec(ctx, `UPDATE jobs SET run_at = $1, last_error = $2, lease_until = NULL WHERE id = $3`,
 		micros(runAt), lastError, id)
 	return err
 }
@@ -74,7 +87,8 @@ func (s JobStore) Backlog(ctx context.Context, now time.Time) (int, time.Duratio
 		n      int
 		oldest sql.NullInt64
 	)
-	err := s.db.read.QueryRowContext(ctx, `SELECT COUNT(*), MIN(run_at) FROM jobs WHERE done_at IS NULL AND run_at <= $1`,
+	err := s.db.read.QueryRowContext(ctx, `SELECT COUNT(*), MIN(run_at) FROM jobs
+		WHERE done_at IS NULL AND run_at <= $1 AND (lease_until IS NULL OR lease_until <= $1)`,
 		micros(now)).Scan(&n, &oldest)
 	if err != nil || !oldest.Valid {
 		return n, 0, err

@@ -225,7 +225,7 @@ func (t *walletTx) UsePaymentToken(ctx context.Context, token, operationID uuid.
 
 func (t *walletTx) EnqueueJob(ctx context.Context, j wallet.Job) error {
 	_, err := t.q.ExecContext(ctx, `INSERT INTO jobs (id, kind, ref_id, run_at, created_at) VALUES ($1, $2, $3, $4, $5)
-		ON CONFLICT (kind, ref_id) DO UPDATE SET run_at = excluded.run_at, done_at = NULL`,
+		ON CONFLICT (kind, ref_id) DO UPDATE SET run_at = excluded.run_at, done_at = NULL, lease_until = NULL`,
 		j.ID, j.Kind, j.Ref, micros(j.RunAt), micros(j.CreatedAt))
 	return err
 }

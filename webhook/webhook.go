@@ -121,7 +121,9 @@ func NewDeliverer(store Store, cfg Config) *Deliverer {
 		d.observe = func(string) {}
 	}
 	if d.client == nil {
-		d.client = &http.Client{Timeout: 10 * time.Second}
+		// Shorter than a job's run time, so a slow receiver is an attempt that
+		// failed rather than a job that timed out.
+		d.client = &http.Client{Timeout: 5 * time.Second}
 	}
 	if d.loc == nil {
 		d.loc = time.UTC

@@ -136,7 +136,7 @@ func TestE2EDatabaseOutage(t *testing.T) {
 	}
 	bodies := map[string]any{
 		"/api/wallet/v1/account/" + w + "/refill": map[string]any{"amount": "5.00"},
-		"/api/wallet/v1/account/registration":    map[string]any{"phone": phone()},
+		"/api/wallet/v1/account/registration":     map[string]any{"phone": phone()},
 	}
 	for round := range 3 {
 		for _, r := range requests {

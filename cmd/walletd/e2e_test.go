@@ -1129,13 +1129,15 @@ func TestE2ETokenExpiry(t *testing.T) {
 	t.Parallel()
 	storetest.ForEach(t, func(t *testing.T, e storetest.Engine) {
 		t.Parallel()
-		s := startServerEnv(t, e, map[string]string{"WALLET_ACCESS_TOKEN_TTL": "1s", "WALLET_REFRESH_TOKEN_TTL": "2s"})
+		// Lifetimes leave seconds of margin, so a loaded machine does not make
+		// a live token look expired or the other way round.
+		s := startServerEnv(t, e, map[string]string{"WALLET_ACCESS_TOKEN_TTL": "2s", "WALLET_REFRESH_TOKEN_TTL": "5s"})
 		p := s.pair(t, s.A)
-		if p.ExpiresIn != 1 || p.RefreshExpiresIn != 2 {
-			t.Errorf("lifetimes %d/%d, want the configured 1/2", p.ExpiresIn, p.RefreshExpiresIn)
+		if p.ExpiresIn != 2 || p.RefreshExpiresIn != 5 {
+			t.Errorf("lifetimes %d/%d, want the configured 2/5", p.ExpiresIn, p.RefreshExpiresIn)
 		}
 		banks := apiBase + "/account/wifhdrawal/banks"
-		time.Sleep(1100 * time.Millisecond)
+		time.Sleep(2100 * time.Millisecond)
 		status, hdr, data := s.do(t, http.MethodGet, banks, p.AccessToken, nil)
 		expectError(t, "expired access token", status, data, http.StatusUnauthorized, "UNAUTHORIZED")
 		if !strings.HasPrefix(hdr.Get("WWW-Authenticate"), "Bearer") {
@@ -1145,7 +1147,7 @@ func TestE2ETokenExpiry(t *testing.T) {
 		basic := basicAuth(s.A.ClientID, s.A.ClientSecret)
 		status, _, data = s.tokenRequest(t, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {p.RefreshToken}}, "Authorization", basic)
 		q := s.decodePair(t, status, data)
-		time.Sleep(2100 * time.Millisecond)
+		time.Sleep(5100 * time.Millisecond)
 		status, _, data = s.tokenRequest(t, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {q.RefreshToken}}, "Authorization", basic)
 		expectOAuthError(t, "expired refresh token", status, data, http.StatusBadRequest, "invalid_grant")
 		// Client credentials always work again.
