@@ -128,7 +128,24 @@ func equalHash(a, b []byte) bool {
 	return len(a) == len(b) && subtle.ConstantTimeCompare(a, b) == 1
 }
 
-// looksLike is a cheap filter that spares the database values that cannot be ours.
-func looksLike(value, prefix string) bool {
-	return strings.HasPrefix(value, prefix) && len(value) == len(prefix)+43
+// looksLike is a cheap filter that spares the database values that cannot be
+// ours: prefix, then n characters of base64url (43 for 32 random bytes).
+func looksLike(value, prefix string, n ...int) bool {
+	size := 43
+	if len(n) > 0 {
+		size = n[0]
+	}
+	if !strings.HasPrefix(value, prefix) || len(value) != len(prefix)+size {
+		return false
+	}
+	for _, c := range value[len(prefix):] {
+		if !base64url(c) {
+			return false
+		}
+	}
+	return true
+}
+
+func base64url(c rune) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_'
 }

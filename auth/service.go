@@ -117,7 +117,10 @@ type Pair struct {
 // authenticate checks a client's secret; every failure looks the same to the caller.
 func (s *Service) authenticate(ctx context.Context, clientID, secret string) (Client, Partner, error) {
 	bad := oauthError(InvalidClient, "client authentication failed")
-	if clientID == "" || secret == "" {
+	// Only ids of our own shape reach the database (a NUL byte or broken
+	// UTF-8 is a query error on PostgreSQL, not an unknown client).
+	if !looksLike(clientID, clientPrefix, 22) || secret == "" {
+		equalHash(Hash(secret), make([]byte, 32))
 		return Client{}, Partner{}, bad
 	}
 	c, p, err := s.store.ClientWithPartner(ctx, clientID)

@@ -64,7 +64,7 @@ func readObject(r *http.Request) (object, error) {
 	if obj == nil {
 		return nil, errMalformed("ожидается JSON-объект")
 	}
-	if dec.More() {
+	if len(bytes.TrimSpace(data[dec.InputOffset():])) != 0 {
 		return nil, errMalformed("после JSON-объекта есть лишние данные")
 	}
 	return obj, nil

@@ -108,7 +108,7 @@ func (s *Server) payment(w http.ResponseWriter, r *http.Request) error {
 		Amount:   body.amount("amount", "amount", &v),
 		TSPID:    body.uuidField("tsp", &v),
 	}
-	if req.WalletID != uuid.Nil && req.WalletID != id {
+	if body.present("walletId") && req.WalletID != id {
 		v.Add("walletId", "не совпадает с кошельком в пути запроса")
 	}
 	if err := v.Err(); err != nil {

@@ -1,0 +1,618 @@
+// Package authz checks the authorisation matrix of PROTOCOL.md sections 2 and
+// 3 end to end, on every database engine: every protected endpoint of
+// httpapi/routes.go, called by everyone who is not partner A (no token, a
+// malformed header, an expired, revoked or refresh token, partner B, a
+// disabled partner), against the real walletd binary. Nobody but A may get A's
+// data or change A's wallet.
+package authz
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/perspektiva/walletd/api"
+	"github.com/perspektiva/walletd/store/storetest"
+)
+
+const base = "/api/wallet/v1"
+
+// TestAuthorizationMatrix builds walletd once and runs the matrix on each engine.
+func TestAuthorizationMatrix(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the walletd binary")
+	}
+	bin := buildWalletd(t)
+	v, err := api.NewValidator()
+	if err != nil {
+		t.Fatal(err)
+	}
+	storetest.ForEach(t, func(t *testing.T, engine storetest.Engine) {
+		start := time.Now()
+		m := newMatrix(t, bin, engine.DSN(t), v)
+		m.run(t)
+		t.Logf("%s: %d matrix cells checked in %s", engine.Name, m.cells, time.Since(start).Round(time.Millisecond))
+	})
+}
+
+// buildWalletd compiles cmd/walletd into the test's temporary directory.
+func buildWalletd(t *testing.T) string {
+	t.Helper()
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatalf("the go tool is needed to build walletd: %v", err)
+	}
+	bin := filepath.Join(t.TempDir(), "walletd")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, goTool, "build", "-o", bin, "github.com/perspektiva/walletd/cmd/walletd").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build walletd: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// ---------------------------------------------------------------------------
+// The walletd program: operator commands and servers.
+
+// environ is the whole environment the program gets, so that the machine's
+// WALLET_* variables never leak in.
+func environ(extra ...string) []string {
+	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.TempDir(), "WALLET_LOG_LEVEL=warn"}
+	if z := os.Getenv("ZONEINFO"); z != "" {
+		env = append(env, "ZONEINFO="+z)
+	}
+	return append(env, extra...)
+}
+
+// cli runs one operator command and returns its standard output.
+func cli(t *testing.T, bin string, args ...string) []byte {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Env = environ()
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("walletd %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
+	}
+	return stdout.Bytes()
+}
+
+// lockedBuffer collects a process's output.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// server is a running `walletd serve`.
+type server struct {
+	name string
+	url  string
+}
+
+// serve starts `walletd serve` on a free port and stops it (SIGTERM, then a
+// clean exit is required) when the test ends.
+func serve(t *testing.T, bin, dsn, name string, env ...string) *server {
+	t.Helper()
+	for attempt := 1; ; attempt++ {
+		addr := "127.0.0.1:" + freePort(t)
+		logs := &lockedBuffer{}
+		cmd := exec.Command(bin, "serve", "--db", dsn, "--addr", addr)
+		cmd.Env = environ(env...)
+		cmd.Stdout, cmd.Stderr = logs, logs
+		if err := cmd.Start(); err != nil {
+			t.Fatalf("start walletd serve: %v", err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		s := &server{name: name, url: "http://" + addr}
+		err := waitHealthy(s.url, done, 15*time.Second)
+		if err == nil {
+			t.Cleanup(func() {
+				_ = cmd.Process.Signal(syscall.SIGTERM)
+				select {
+				case err := <-done:
+					if err != nil {
+						t.Errorf("walletd serve (%s) did not stop cleanly: %v\n%s", name, err, logs.String())
+					}
+				case <-time.After(20 * time.Second):
+					_ = cmd.Process.Kill()
+					t.Errorf("walletd serve (%s) did not stop within 20s of SIGTERM", name)
+				}
+			})
+			return s
+		}
+		_ = cmd.Process.Kill()
+		<-done
+		if strings.Contains(logs.String(), "address already in use") && attempt < 3 {
+			continue
+		}
+		t.Fatalf("walletd serve (%s): %v\n%s", name, err, logs.String())
+	}
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	if err := ln.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return port
+}
+
+func waitHealthy(u string, done <-chan error, within time.Duration) error {
+	probe := &http.Client{Timeout: time.Second}
+	deadline := time.Now().Add(within)
+	for time.Now().Before(deadline) {
+		select {
+		case err := <-done:
+			return fmt.Errorf("exited early: %v", err)
+		default:
+		}
+		if resp, err := probe.Get(u + "/healthz"); err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+	return errors.New("GET /healthz did not answer 200 in time")
+}
+
+// ---------------------------------------------------------------------------
+// HTTP.
+
+var client = &http.Client{
+	Timeout:       20 * time.Second,
+	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+}
+
+type answer struct {
+	req    *http.Request
+	status int
+	header http.Header
+	body   []byte
+}
+
+// send makes one request; authorization is the whole Authorization header ("" for none).
+func send(t *testing.T, s *server, method, path, authorization string, body []byte, header ...string) answer {
+	t.Helper()
+	var rdr io.Reader
+	if body != nil {
+		rdr = bytes.NewReader(body)
+	}
+	req, err := http.NewRequest(method, s.url+path, rdr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if authorization != "" {
+		req.Header.Set("Authorization", authorization)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	return answer{req: req, status: resp.StatusCode, header: resp.Header, body: data}
+}
+
+func jsonBody(v any) []byte {
+	data, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return data
+}
+
+func basicAuth(id, secret string) string {
+	return "Basic " + base64.StdEncoding.EncodeToString([]byte(url.QueryEscape(id)+":"+url.QueryEscape(secret)))
+}
+
+// ---------------------------------------------------------------------------
+// Partners, tokens and A's wallet.
+
+type partner struct {
+	PartnerID    string `json:"partnerId"`
+	ClientID     string `json:"clientId"`
+	ClientSecret string `json:"clientSecret"`
+	TSPID        string `json:"-"`
+}
+
+type tokenPair struct {
+	AccessToken  string `json:"access_token"`
+	RefreshToken string `json:"refresh_token"`
+}
+
+// pair asks s for a token pair of p (client_credentials, HTTP Basic).
+func pair(t *testing.T, s *server, p *partner) tokenPair {
+	t.Helper()
+	form := url.Values{"grant_type": {"client_credentials"}, "partner_id": {p.PartnerID}}
+	req, err := http.NewRequest(http.MethodPost, s.url+base+"/oauth/token", strings.NewReader(form.Encode()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Authorization", basicAuth(p.ClientID, p.ClientSecret))
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	var tp tokenPair
+	if resp.StatusCode != http.StatusOK || json.Unmarshal(data, &tp) != nil || tp.AccessToken == "" || tp.RefreshToken == "" {
+		t.Fatalf("token for partner %s from %s: %d %s", p.PartnerID, s.name, resp.StatusCode, data)
+	}
+	return tp
+}
+
+// walletOfA is what the test knows of partner A, none of which anyone else may see.
+type walletOfA struct {
+	id, number, phone string
+	payToken          string // a payment token with a payment behind it
+	freshToken        string // a payment token never used
+	operations        []string
+}
+
+// secrets lists A's data that must never appear in another caller's answer.
+func (w walletOfA) secrets() map[string]string {
+	m := map[string]string{"walletId": w.id, "number": w.number, "phone": w.phone,
+		"payment token": w.payToken, "unused payment token": w.freshToken}
+	for i, op := range w.operations {
+		m[fmt.Sprintf("operation %d", i)] = op
+	}
+	return m
+}
+
+// ---------------------------------------------------------------------------
+// The matrix.
+
+type matrix struct {
+	bin, dsn  string
+	validator *api.Validator
+	main      *server // default token lifetimes
+	shortTTL  *server // WALLET_ACCESS_TOKEN_TTL=1s, same database
+	a, b, c   *partner
+	w         walletOfA
+	cells     int
+}
+
+func newMatrix(t *testing.T, bin, dsn string, v *api.Validator) *matrix {
+	t.Helper()
+	m := &matrix{bin: bin, dsn: dsn, validator: v}
+	m.a, m.b, m.c = m.createPartner(t, "A"), m.createPartner(t, "B"), m.createPartner(t, "C")
+	m.main = serve(t, bin, dsn, "main", "WALLET_SANDBOX_PAYOUT_DELAY=50ms")
+	m.shortTTL = serve(t, bin, dsn, "1s access TTL", "WALLET_ACCESS_TOKEN_TTL=1s", "WALLET_SANDBOX_PAYOUT_DELAY=50ms")
+	m.setUpWalletOfA(t)
+	return m
+}
+
+func (m *matrix) createPartner(t *testing.T, name string) *partner {
+	t.Helper()
+	var p partner
+	if err := json.Unmarshal(cli(t, m.bin, "partner", "create", "--db", m.dsn, "--name", "Партнёр "+name), &p); err != nil || p.PartnerID == "" {
+		t.Fatalf("partner create %s: %v", name, err)
+	}
+	var tsp struct {
+		TSPID string `json:"tspId"`
+	}
+	if err := json.Unmarshal(cli(t, m.bin, "tsp", "create", "--db", m.dsn, "--partner", p.PartnerID, "--name", "ТСП "+name), &tsp); err != nil || tsp.TSPID == "" {
+		t.Fatalf("tsp create %s: %v", name, err)
+	}
+	p.TSPID = tsp.TSPID
+	return &p
+}
+
+// asA sends a request of partner A to the main server and requires a 200.
+func (m *matrix) asA(t *testing.T, method, path string, body any) map[string]any {
+	t.Helper()
+	var data []byte
+	if body != nil {
+		data = jsonBody(body)
+	}
+	a := send(t, m.main, method, base+path, "Bearer "+pair(t, m.main, m.a).AccessToken, data)
+	m.validate(t, a)
+	if a.status != http.StatusOK {
+		t.Fatalf("A: %s %s: %d %s", method, path, a.status, a.body)
+	}
+	var out map[string]any
+	if err := json.Unmarshal(a.body, &out); err != nil {
+		t.Fatalf("A: %s %s: %v", method, path, err)
+	}
+	return out
+}
+
+// setUpWalletOfA opens A's wallet and gives it a confirmed top-up and a payment.
+func (m *matrix) setUpWalletOfA(t *testing.T) {
+	t.Helper()
+	w := &m.w
+	w.phone = "9161234567"
+	reg := m.asA(t, http.MethodPost, "/account/registration", map[string]any{"phone": w.phone, "identification": 2})
+	w.id = reg["walletId"].(string)
+	w.number = m.asA(t, http.MethodGet, "/account/"+w.id+"/info", nil)["number"].(string)
+
+	refill := m.asA(t, http.MethodPost, "/account/"+w.id+"/refill", map[string]any{"amount": "5000.00"})
+	w.operations = append(w.operations, refill["operationId"].(string))
+	u, err := url.Parse(refill["payload"].(string))
+	if err != nil {
+		t.Fatal(err)
+	}
+	confirm := send(t, m.main, http.MethodPost, u.Path+"/confirm", "", nil)
+	if confirm.status != http.StatusOK || !bytes.Contains(confirm.body, []byte("SUCCESS")) {
+		t.Fatalf("confirm the top-up: %d %s", confirm.status, confirm.body)
+	}
+
+	w.payToken = m.asA(t, http.MethodGet, "/account/"+w.id+"/payment/initialization", nil)["token"].(string)
+	pay := m.asA(t, http.MethodPost, "/account/"+w.id+"/payment",
+		map[string]any{"walletId": w.id, "token": w.payToken, "amount": "1000.00", "tsp": m.a.TSPID})
+	w.operations = append(w.operations, pay["operationId"].(string))
+	refund := m.asA(t, http.MethodPost, "/account/"+w.id+"/payment/"+w.payToken+"/refund", map[string]any{"amount": "100.00"})
+	w.operations = append(w.operations, refund["operationId"].(string))
+	w.freshToken = m.asA(t, http.MethodGet, "/account/"+w.id+"/payment/initialization", nil)["token"].(string)
+}
+
+// snapshot is what A sees of its wallet.
+func (m *matrix) snapshot(t *testing.T) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	for _, p := range []string{"/info", "/limit", "/report?size=100"} {
+		a := send(t, m.main, http.MethodGet, base+"/account/"+m.w.id+p, "Bearer "+pair(t, m.main, m.a).AccessToken, nil)
+		if a.status != http.StatusOK {
+			t.Fatalf("A: GET %s: %d %s", p, a.status, a.body)
+		}
+		out[p] = string(a.body)
+	}
+	return out
+}
+
+// endpoint is one method of one protected route, with what A would send.
+type endpoint struct {
+	method, path string
+	body         []byte
+	walletScoped bool // a path with A's walletId
+}
+
+func (m *matrix) endpoints() []endpoint {
+	w := "/account/" + m.w.id
+	bank := "100000000111"
+	eps := []endpoint{
+		{http.MethodPost, "/account/registration", jsonBody(map[string]any{"phone": m.w.phone}), false},
+		{http.MethodGet, w + "/info", nil, true},
+		{http.MethodPost, w + "/deactivation", nil, true},
+		{http.MethodPost, w + "/identification/0", nil, true},
+		{http.MethodGet, w + "/limit", nil, true},
+		{http.MethodPost, w + "/limit", jsonBody(map[string]any{"balanceLimit": "1000.00"}), true},
+		{http.MethodGet, w + "/report", nil, true},
+		{http.MethodPost, w + "/refill", jsonBody(map[string]any{"amount": "100.00"}), true},
+		{http.MethodGet, w + "/payment/initialization", nil, true},
+		{http.MethodPost, w + "/payment", jsonBody(map[string]any{"walletId": m.w.id, "token": m.w.freshToken, "amount": "1.00", "tsp": m.a.TSPID}), true},
+		{http.MethodPost, w + "/payment/" + m.w.payToken + "/refund", jsonBody(map[string]any{"amount": "1.00"}), true},
+		{http.MethodGet, w + "/operation/" + m.w.operations[1], nil, true},
+		{http.MethodGet, "/account/wifhdrawal/banks", nil, false},
+		{http.MethodGet, "/account/withdrawal/banks", nil, false},
+		{http.MethodPost, w + "/wifhdrawal", jsonBody(map[string]any{"bankIdentifier": bank, "amount": "1.00"}), true},
+		{http.MethodPost, w + "/withdrawal", jsonBody(map[string]any{"bankIdentifier": bank, "amount": "1.00"}), true},
+	}
+	// Every GET route also answers HEAD.
+	for _, ep := range eps {
+		if ep.method == http.MethodGet {
+			eps = append(eps, endpoint{http.MethodHead, ep.path, nil, ep.walletScoped})
+		}
+	}
+	return eps
+}
+
+// caller is one row of the matrix: who calls, and what each endpoint must answer.
+type caller struct {
+	name   string
+	server *server
+	// authorization is the Authorization header ("" for none); called before each request.
+	authorization func() string
+	want          func(ep endpoint) (status int, code string)
+}
+
+func unauthorized(endpoint) (int, string) { return http.StatusUnauthorized, "UNAUTHORIZED" }
+func forbidden(endpoint) (int, string)    { return http.StatusForbidden, "FORBIDDEN" }
+
+func (m *matrix) run(t *testing.T) {
+	before := m.snapshot(t)
+	eps := m.endpoints()
+
+	// Tokens of A that must not work: revoked, a refresh token, and one of the
+	// 1-second server that has expired.
+	revoked := pair(t, m.main, m.a)
+	form := url.Values{"token": {revoked.AccessToken}}
+	req, _ := http.NewRequest(http.MethodPost, m.main.url+base+"/oauth/revoke", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Authorization", basicAuth(m.a.ClientID, m.a.ClientSecret))
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("revoke: %d", resp.StatusCode)
+	}
+	refresh := pair(t, m.main, m.a).RefreshToken
+	short := pair(t, m.shortTTL, m.a)
+	issued := time.Now()
+	// The short-lived token works at first (so that its refusal later is its expiry).
+	if a := send(t, m.shortTTL, http.MethodGet, base+"/account/"+m.w.id+"/info", "Bearer "+short.AccessToken, nil); a.status != http.StatusOK && time.Since(issued) < 900*time.Millisecond {
+		t.Fatalf("a fresh token of the 1s server: %d %s", a.status, a.body)
+	}
+
+	garbage := make([]byte, 32)
+	_, _ = rand.Read(garbage)
+	lookalike := "wat_" + base64.RawURLEncoding.EncodeToString(garbage) // the right shape, unknown
+	lookalike = lookalike + strings.Repeat("A", max(0, 47-len(lookalike)))
+
+	live := pair(t, m.main, m.a).AccessToken
+	altered := []byte(live)
+	if altered[len(altered)-1] == 'A' {
+		altered[len(altered)-1] = 'B'
+	} else {
+		altered[len(altered)-1] = 'A'
+	}
+
+	tokenB := pair(t, m.main, m.b).AccessToken
+	tokenC := pair(t, m.main, m.c).AccessToken
+	cli(t, m.bin, "partner", "disable", "--partner", m.c.PartnerID, "--db", m.dsn)
+
+	fixed := func(h string) func() string { return func() string { return h } }
+	waitExpired := func() string {
+		if d := time.Second + 100*time.Millisecond - time.Since(issued); d > 0 {
+			time.Sleep(d)
+		}
+		return "Bearer " + short.AccessToken
+	}
+	rows := []caller{
+		{"no Authorization header", m.main, fixed(""), unauthorized},
+		{`"Bearer" without a token`, m.main, fixed("Bearer"), unauthorized},
+		{`"Bearer " and blanks`, m.main, fixed("Bearer    "), unauthorized},
+		{`"Basic xyz"`, m.main, fixed("Basic xyz"), unauthorized},
+		{"A's client credentials as Basic", m.main, fixed(basicAuth(m.a.ClientID, m.a.ClientSecret)), unauthorized},
+		{"Bearer <garbage>", m.main, fixed("Bearer " + base64.StdEncoding.EncodeToString(garbage)), unauthorized},
+		{"Bearer <unknown token of the right shape>", m.main, fixed("Bearer " + lookalike), unauthorized},
+		{"A's token under another scheme", m.main, fixed("Token " + live), unauthorized},
+		{"A's token with one character changed", m.main, fixed("Bearer " + string(altered)), unauthorized},
+		{"A's token with a suffix", m.main, fixed("Bearer " + live + "x"), unauthorized},
+		{"expired access token (1s server)", m.shortTTL, waitExpired, unauthorized},
+		{"expired access token (main server)", m.main, waitExpired, unauthorized},
+		{"revoked access token", m.main, fixed("Bearer " + revoked.AccessToken), unauthorized},
+		{"refresh token as access token", m.main, fixed("Bearer " + refresh), unauthorized},
+		{"A's client secret as a bearer token", m.main, fixed("Bearer " + m.a.ClientSecret), unauthorized},
+		{"partner B", m.main, fixed("Bearer " + tokenB), func(ep endpoint) (int, string) {
+			if ep.walletScoped {
+				return http.StatusNotFound, "WALLET_NOT_FOUND"
+			}
+			return http.StatusOK, ""
+		}},
+		{"disabled partner C", m.main, fixed("Bearer " + tokenC), forbidden},
+	}
+	for _, row := range rows {
+		m.row(t, row, eps)
+	}
+
+	// A itself, disabled: its live token stops at once, on its own wallet too.
+	tokenA := pair(t, m.main, m.a).AccessToken
+	cli(t, m.bin, "partner", "disable", "--partner", m.a.PartnerID, "--db", m.dsn)
+	m.row(t, caller{"disabled partner A (its own wallet)", m.main, fixed("Bearer " + tokenA), forbidden}, eps)
+	m.row(t, caller{"disabled partner A (1s server)", m.shortTTL, fixed("Bearer " + tokenA), forbidden}, eps)
+	cli(t, m.bin, "partner", "enable", "--partner", m.a.PartnerID, "--db", m.dsn)
+
+	after := m.snapshot(t)
+	for p, was := range before {
+		if after[p] != was {
+			t.Errorf("A's wallet changed (%s):\nbefore %s\nafter  %s", p, was, after[p])
+		}
+	}
+
+	// Nobody used A's unused payment token or refunded A's payment: A still can, in full.
+	pay := m.asA(t, http.MethodPost, "/account/"+m.w.id+"/payment",
+		map[string]any{"walletId": m.w.id, "token": m.w.freshToken, "amount": "1.00", "tsp": m.a.TSPID})
+	if op, _ := pay["operationId"].(string); op == "" || strings.Contains(strings.Join(m.w.operations, " "), op) {
+		t.Errorf("A's unused payment token was not usable as new: %v", pay)
+	}
+	refund := m.asA(t, http.MethodPost, "/account/"+m.w.id+"/payment/"+m.w.payToken+"/refund", map[string]any{})
+	if got := fmt.Sprint(refund["amount"]); got != "900" {
+		t.Errorf("refund of all that is left of A's payment: %v, want 900.00 (1000.00 paid, 100.00 refunded by A)", refund["amount"])
+	}
+}
+
+// row calls every endpoint as the caller and checks each answer.
+func (m *matrix) row(t *testing.T, c caller, eps []endpoint) {
+	t.Helper()
+	secrets := m.w.secrets()
+	for _, ep := range eps {
+		what := fmt.Sprintf("[%s] %s %s", c.name, ep.method, ep.path)
+		wantStatus, wantCode := c.want(ep)
+		a := send(t, c.server, ep.method, base+ep.path, c.authorization(), ep.body)
+		m.cells++
+		if a.status != wantStatus {
+			t.Errorf("%s: status %d, want %d: %s", what, a.status, wantStatus, a.body)
+			continue
+		}
+		if ep.method != http.MethodHead {
+			m.validate(t, a)
+		}
+		if wantStatus == http.StatusUnauthorized && !strings.HasPrefix(a.header.Get("WWW-Authenticate"), "Bearer") {
+			t.Errorf("%s: 401 with WWW-Authenticate %q, want a Bearer challenge", what, a.header.Get("WWW-Authenticate"))
+		}
+		if wantCode != "" && ep.method != http.MethodHead {
+			var e struct {
+				Code        string            `json:"code"`
+				Message     string            `json:"message"`
+				FieldErrors map[string]string `json:"fieldErrors"`
+			}
+			if err := json.Unmarshal(a.body, &e); err != nil || e.Code != wantCode || e.Message == "" || e.FieldErrors == nil {
+				t.Errorf("%s: want code %s with message and fieldErrors, got %s", what, wantCode, a.body)
+			}
+		}
+		// Nothing of A's, in the body or in any header.
+		var headers strings.Builder
+		for k, vs := range a.header {
+			fmt.Fprintf(&headers, "%s: %s\n", k, strings.Join(vs, ", "))
+		}
+		for name, secret := range secrets {
+			if secret == "" {
+				continue
+			}
+			if bytes.Contains(a.body, []byte(secret)) || strings.Contains(headers.String(), secret) {
+				t.Errorf("%s: the answer carries A's %s: %s", what, name, a.body)
+			}
+		}
+	}
+}
+
+func (m *matrix) validate(t *testing.T, a answer) {
+	t.Helper()
+	if err := m.validator.ValidateResponse(a.req, a.status, a.header, a.body); err != nil {
+		t.Errorf("answer does not match openapi.yaml: %v\nbody: %s", err, a.body)
+	}
+}
