@@ -5,6 +5,7 @@ package app
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"sync"
@@ -49,7 +50,7 @@ type App struct {
 }
 
 // New wires an App over cfg.DB (already migrated).
-func New(cfg Config) (*App, error) {
+func New(ctx context.Context, cfg Config) (*App, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -72,8 +73,13 @@ func New(cfg Config) (*App, error) {
 	a := &App{db: cfg.DB, log: cfg.Logger}
 	m := newMetrics(cfg.DB)
 	a.Auth = auth.NewService(cfg.DB.AuthStore(), auth.Config{AccessTTL: cfg.AccessTTL, RefreshTTL: cfg.RefreshTTL})
+	tokenKey, err := cfg.DB.ServiceKey(ctx, "payment-token", wallet.TokenKeySize)
+	if err != nil {
+		return nil, fmt.Errorf("payment token key: %w", err)
+	}
 	a.Wallets, err = wallet.NewService(cfg.DB, wallet.Config{
-		Limits: cfg.Limits, Location: cfg.Location, SBP: gateway, TopUpTTL: cfg.TopUpTTL, Observe: m.observeOperation,
+		TokenKey: tokenKey,
+		Limits:   cfg.Limits, Location: cfg.Location, SBP: gateway, TopUpTTL: cfg.TopUpTTL, Observe: m.observeOperation,
 		BankName: func(id string) (string, bool) {
 			b, ok := banks.Find(id)
 			return b.Name, ok

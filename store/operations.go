@@ -196,33 +196,6 @@ func (t *walletTx) AddMonthUsage(ctx context.Context, walletID uuid.UUID, month 
 	return err
 }
 
-func (t *walletTx) InsertPaymentToken(ctx context.Context, pt wallet.PaymentToken) error {
-	_, err := t.q.ExecContext(ctx, `INSERT INTO payment_tokens (token, wallet_id, created_at, expires_at) VALUES ($1, $2, $3, $4)`,
-		pt.Token, pt.WalletID, micros(pt.CreatedAt), micros(pt.ExpiresAt))
-	return t.duplicate(err)
-}
-
-func (t *walletTx) PaymentToken(ctx context.Context, token uuid.UUID, lock bool) (wallet.PaymentToken, error) {
-	q := `SELECT token, wallet_id, created_at, expires_at, operation_id FROM payment_tokens WHERE token = $1`
-	if lock {
-		q += t.eng.forUpdate
-	}
-	var (
-		pt               wallet.PaymentToken
-		created, expires int64
-		op               uuid.NullUUID
-	)
-	err := t.q.QueryRowContext(ctx, q, token).Scan(&pt.Token, &pt.WalletID, &created, &expires, &op)
-	pt.CreatedAt, pt.ExpiresAt, pt.OperationID = fromMicros(created), fromMicros(expires), op.UUID
-	return pt, notFound(err)
-}
-
-func (t *walletTx) UsePaymentToken(ctx context.Context, token, operationID uuid.UUID) error {
-	res, err := t.q.ExecContext(ctx, `UPDATE payment_tokens SET operation_id = $1 WHERE token = $2 AND operation_id IS NULL`,
-		operationID, token)
-	return mustAffect(res, err)
-}
-
 func (t *walletTx) EnqueueJob(ctx context.Context, j wallet.Job) error {
 	_, err := t.q.ExecContext(ctx, `INSERT INTO jobs (id, kind, ref_id, run_at, created_at) VALUES ($1, $2, $3, $4, $5)
 		ON CONFLICT (kind, ref_id) DO UPDATE SET run_at = excluded.run_at, done_at = NULL, lease_until = NULL`,

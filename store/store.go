@@ -6,6 +6,7 @@ package store
 
 import (
 	"context"
+	crand "crypto/rand"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -190,4 +191,20 @@ func (db *DB) Pools() map[string]*sql.DB {
 		return map[string]*sql.DB{"main": db.write}
 	}
 	return map[string]*sql.DB{"write": db.write, "read": db.read}
+}
+
+// ServiceKey returns the service's own secret of that name, generating it the
+// first time (concurrent first calls of several nodes agree on one).
+func (db *DB) ServiceKey(ctx context.Context, name string, size int) ([]byte, error) {
+	fresh := make([]byte, size)
+	if _, err := crand.Read(fresh); err != nil {
+		return nil, err
+	}
+	if _, err := db.exec(ctx, `INSERT INTO service_keys (name, value, created_at) VALUES ($1, $2, $3)
+		ON CONFLICT (name) DO NOTHING`, name, fresh, micros(time.Now())); err != nil {
+		return nil, err
+	}
+	var key []byte
+	err := db.write.QueryRowContext(ctx, `SELECT value FROM service_keys WHERE name = $1`, name).Scan(&key)
+	return key, err
 }

@@ -273,19 +273,19 @@ func (s *Service) ExpireTopUp(ctx context.Context, opID uuid.UUID) (time.Time, e
 // InitPayment issues a single-use payment token bound to the wallet.
 // Errors: WALLET_NOT_FOUND, WALLET_CLOSED.
 func (s *Service) InitPayment(ctx context.Context, partnerID, walletID uuid.UUID) (PaymentToken, error) {
-	// Random (v4), not time-ordered: a token must not be guessable.
-	token, err := uuid.NewRandom()
+	err := s.store.View(ctx, func(ctx context.Context, tx Tx) error {
+		w, err := wallet(ctx, tx, partnerID, walletID, false)
+		if err == nil && w.Status != Active {
+			err = Fail(CodeWalletClosed)
+		}
+		return err
+	})
 	if err != nil {
 		return PaymentToken{}, err
 	}
 	now := s.now()
-	pt := PaymentToken{Token: token, WalletID: walletID, CreatedAt: now, ExpiresAt: now.Add(s.tokenTTL)}
-	err = s.store.Update(ctx, func(ctx context.Context, tx Tx) error {
-		if _, err := activeWallet(ctx, tx, partnerID, walletID); err != nil {
-			return err
-		}
-		return tx.InsertPaymentToken(ctx, pt)
-	})
+	pt := PaymentToken{WalletID: walletID, CreatedAt: now, ExpiresAt: now.Add(s.tokenTTL)}
+	pt.Token, err = s.newPaymentToken(walletID, pt.ExpiresAt)
 	return pt, err
 }
 
@@ -311,32 +311,34 @@ func (s *Service) Pay(ctx context.Context, partnerID uuid.UUID, req PaymentReque
 	if err != nil {
 		return Operation{}, err
 	}
+	// Two payments with one token race to the unique index on PAYMENT tokens;
+	// the loser runs again and finds the winner's payment.
+	return retryDuplicates(func() (Operation, error) { return s.pay(ctx, partnerID, id, req) })
+}
+
+func (s *Service) pay(ctx context.Context, partnerID, id uuid.UUID, req PaymentRequest) (Operation, error) {
 	var op Operation
-	err = s.store.Update(ctx, func(ctx context.Context, tx Tx) error {
+	err := s.store.Update(ctx, func(ctx context.Context, tx Tx) error {
 		w, err := activeWallet(ctx, tx, partnerID, req.WalletID)
 		if err != nil {
 			return err
 		}
-		pt, err := tx.PaymentToken(ctx, req.Token, true)
-		if errors.Is(err, ErrNotFound) || (err == nil && pt.WalletID != w.ID) {
-			return tokenInvalid("токен не найден или выдан для другого кошелька")
-		}
-		if err != nil {
+		prev, err := tx.PaymentByToken(ctx, req.Token, false)
+		switch {
+		case err == nil && (prev.WalletID != w.ID || prev.Amount != req.Amount || prev.TSPID != req.TSPID):
+			return tokenInvalid("токен уже использован для другой оплаты")
+		case err == nil:
+			op = prev // the same payment again: its first answer, no money moves
+			return nil
+		case !errors.Is(err, ErrNotFound):
 			return err
 		}
-		if pt.OperationID != uuid.Nil {
-			prev, err := tx.OperationByID(ctx, pt.OperationID, false)
-			if err != nil {
-				return err
-			}
-			if prev.Amount != req.Amount || prev.TSPID != req.TSPID {
-				return tokenInvalid("токен уже использован для другой оплаты")
-			}
-			op = prev
-			return nil
+		expires, ok := s.checkPaymentToken(w.ID, req.Token)
+		if !ok {
+			return tokenInvalid("токен не найден или выдан для другого кошелька")
 		}
 		now := s.now()
-		if !now.Before(pt.ExpiresAt) {
+		if !now.Before(expires) {
 			return tokenInvalid("срок действия токена истёк")
 		}
 		tsp, err := tx.TSP(ctx, partnerID, req.TSPID)
@@ -356,7 +358,7 @@ func (s *Service) Pay(ctx context.Context, partnerID uuid.UUID, req PaymentReque
 		}
 		op = Operation{
 			ID: id, WalletID: w.ID, PartnerID: partnerID, Type: Payment, Status: Success, Amount: req.Amount,
-			TSPID: tsp.ID, Token: pt.Token, Description: "Оплата: " + tsp.Name, Month: month,
+			TSPID: tsp.ID, Token: req.Token, Description: "Оплата: " + tsp.Name, Month: month,
 			CreatedAt: now, FinishedAt: now,
 		}
 		if err := tx.InsertOperation(ctx, op); err != nil {
@@ -366,9 +368,6 @@ func (s *Service) Pay(ctx context.Context, partnerID uuid.UUID, req PaymentReque
 			return err
 		}
 		if err := tx.AddMonthUsage(ctx, w.ID, month, Payment, req.Amount); err != nil {
-			return err
-		}
-		if err := tx.UsePaymentToken(ctx, pt.Token, id); err != nil {
 			return err
 		}
 		return s.emitOp(ctx, tx, EventPaymentSucceeded, op)

@@ -91,11 +91,10 @@ func openAcc(id uuid.UUID) Posting   { return Posting{Account: id, Kind: OpenAcc
 
 // PaymentToken is a single-use permission to pay from one wallet.
 type PaymentToken struct {
-	Token       uuid.UUID
-	WalletID    uuid.UUID
-	CreatedAt   time.Time
-	ExpiresAt   time.Time
-	OperationID uuid.UUID // the payment that used it; Nil while unused
+	Token     uuid.UUID
+	WalletID  uuid.UUID
+	CreatedAt time.Time
+	ExpiresAt time.Time
 }
 
 // Job is durable background work: expire a top-up, run a payout.

@@ -2,6 +2,7 @@ package wallet
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"time"
@@ -23,6 +24,9 @@ type Config struct {
 	TokenTTL time.Duration // a payment token lives this long; 15 minutes when zero
 	// BankName returns the name of an SBP member bank, false when it is not one.
 	BankName func(id string) (string, bool)
+	// TokenKey signs payment tokens (TokenKeySize bytes; every node of one
+	// database must share it). A random key when nil, good for one process.
+	TokenKey []byte
 	// Observe, when set, hears of every operation state a commit made (metrics).
 	Observe func(OperationType, OperationStatus)
 }
@@ -39,6 +43,7 @@ type Service struct {
 	tokenTTL time.Duration
 	bankName func(string) (string, bool)
 	observe  func(OperationType, OperationStatus)
+	tokenKey []byte
 }
 
 // NewService returns a Service over store.
@@ -49,6 +54,13 @@ func NewService(store Store, cfg Config) (*Service, error) {
 	}
 	if s.observe == nil {
 		s.observe = func(OperationType, OperationStatus) {}
+	}
+	s.tokenKey = cfg.TokenKey
+	if len(s.tokenKey) == 0 {
+		s.tokenKey = make([]byte, TokenKeySize)
+		if _, err := rand.Read(s.tokenKey); err != nil {
+			return nil, err
+		}
 	}
 	if s.topUpTTL <= 0 {
 		s.topUpTTL = 30 * time.Minute

@@ -76,13 +76,6 @@ type Tx interface {
 	// AddMonthUsage changes a wallet's monthly usage of a type by delta.
 	AddMonthUsage(ctx context.Context, walletID uuid.UUID, month int, t OperationType, delta money.Amount) error
 
-	// InsertPaymentToken stores a new payment token.
-	InsertPaymentToken(ctx context.Context, pt PaymentToken) error
-	// PaymentToken returns a token; lock holds it. ErrNotFound when unknown.
-	PaymentToken(ctx context.Context, token uuid.UUID, lock bool) (PaymentToken, error)
-	// UsePaymentToken records the payment that used the token.
-	UsePaymentToken(ctx context.Context, token, operationID uuid.UUID) error
-
 	// InsertEvent writes a partner notification to the outbox.
 	InsertEvent(ctx context.Context, e Event) error
 

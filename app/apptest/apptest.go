@@ -66,7 +66,7 @@ func Start(ctx context.Context, opts Options) (_ *Server, err error) {
 	}
 	s.http = httptest.NewUnstartedServer(nil)
 	s.URL = "http://" + s.http.Listener.Addr().String()
-	a, err := app.New(app.Config{DB: s.DB, PublicURL: s.URL, Sandbox: true, PayoutDelay: opts.PayoutDelay})
+	a, err := app.New(ctx, app.Config{DB: s.DB, PublicURL: s.URL, Sandbox: true, PayoutDelay: opts.PayoutDelay})
 	if err != nil {
 		return nil, err
 	}

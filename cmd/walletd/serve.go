@@ -114,7 +114,7 @@ func serve(ctx context.Context, args []string, env envFunc, stdout, stderr io.Wr
 		cfg.publicURL = scheme + "://localhost:" + portOf(ln.Addr())
 	}
 
-	a, err := app.New(app.Config{
+	a, err := app.New(ctx, app.Config{
 		DB: db, PublicURL: cfg.publicURL, Sandbox: cfg.sandbox, PayoutDelay: cfg.payoutWait,
 		TopUpTTL: cfg.topUpTTL, AccessTTL: cfg.accessTTL, RefreshTTL: cfg.refreshTTL,
 		Location: cfg.location, Limits: cfg.limits, Logger: logger, HTTPLimits: cfg.httpLimits,
