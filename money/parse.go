@@ -158,7 +158,10 @@ func ParseJSON(raw []byte) (Amount, error) {
 	switch tok[0] {
 	case '"':
 		var s string
-		if err := json.Unmarshal(tok, &s); err != nil {
+		if inner := tok[1:]; len(inner) > 0 && inner[len(inner)-1] == '"' && isPlain(inner[:len(inner)-1]) {
+			// The common case, "12345.00": nothing to unescape.
+			s = string(inner[:len(inner)-1])
+		} else if err := json.Unmarshal(tok, &s); err != nil {
 			return refuse(string(tok), reasonInvalidString)
 		}
 		a, err := Parse(s)
@@ -193,4 +196,15 @@ func trimJSONSpace(b []byte) []byte {
 		b = b[:len(b)-1]
 	}
 	return b
+}
+
+// isPlain reports whether b is the inside of a JSON string that needs no
+// decoding: printable ASCII without quotes or backslashes.
+func isPlain(b []byte) bool {
+	for _, c := range b {
+		if c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return true
 }
