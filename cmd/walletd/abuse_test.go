@@ -1,11 +1,14 @@
 package main
 
 import (
+	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/perspektiva/walletd/store/storetest"
 )
@@ -56,5 +59,41 @@ func TestE2EAbuseLimits(t *testing.T) {
 	}
 	if !strings.Contains(s.logs.String(), `"status":429`) {
 		t.Error("429 answers are not in the request log")
+	}
+}
+
+// TestE2EServerLimits: oversized headers are refused, and a client that never
+// finishes its request headers is cut off (read-header timeout, 5 s).
+func TestE2EServerLimits(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, storetest.Engines()[0])
+
+	req, err := http.NewRequest(http.MethodGet, s.URL+"/healthz", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("X-Padding", strings.Repeat("a", 40<<10))
+	resp, err := s.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+		t.Fatalf("40 KiB of headers: %d, want 431", resp.StatusCode)
+	}
+
+	conn, err := net.Dial("tcp", strings.TrimPrefix(s.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.Write([]byte("GET /healthz HTTP/1.1\r\nHost: x\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_ = conn.SetReadDeadline(time.Now().Add(15 * time.Second))
+	_, err = io.ReadAll(conn)
+	if waited := time.Since(start); err != nil || waited > 10*time.Second {
+		t.Fatalf("a request with unfinished headers was held %s (err %v); the read-header timeout is 5 s", waited, err)
 	}
 }
