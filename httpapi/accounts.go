@@ -19,6 +19,17 @@ func pathUUID(r *http.Request, name string) (uuid.UUID, error) {
 	return id, nil
 }
 
+// walletBody reads the walletId of the path and the JSON object of the body,
+// the start of every POST on a wallet.
+func walletBody(r *http.Request) (uuid.UUID, object, error) {
+	id, err := pathUUID(r, "walletId")
+	if err != nil {
+		return uuid.Nil, nil, err
+	}
+	body, err := readObject(r)
+	return id, body, err
+}
+
 // parseUUID accepts only the canonical 36-character form the protocol uses.
 func parseUUID(s string) (uuid.UUID, error) {
 	if len(s) != 36 {

@@ -70,11 +70,7 @@ func (s *Server) limits(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) setLimits(w http.ResponseWriter, r *http.Request) error {
-	id, err := pathUUID(r, "walletId")
-	if err != nil {
-		return err
-	}
-	body, err := readObject(r)
+	id, body, err := walletBody(r)
 	if err != nil {
 		return err
 	}

@@ -28,11 +28,7 @@ type refillAnswer struct {
 }
 
 func (s *Server) refill(w http.ResponseWriter, r *http.Request) error {
-	id, err := pathUUID(r, "walletId")
-	if err != nil {
-		return err
-	}
-	body, err := readObject(r)
+	id, body, err := walletBody(r)
 	if err != nil {
 		return err
 	}
@@ -93,11 +89,7 @@ func (o object) uuidField(name string, v *wallet.Validation) uuid.UUID {
 }
 
 func (s *Server) payment(w http.ResponseWriter, r *http.Request) error {
-	id, err := pathUUID(r, "walletId")
-	if err != nil {
-		return err
-	}
-	body, err := readObject(r)
+	id, body, err := walletBody(r)
 	if err != nil {
 		return err
 	}
@@ -162,11 +154,7 @@ type withdrawalAnswer struct {
 }
 
 func (s *Server) withdraw(w http.ResponseWriter, r *http.Request) error {
-	id, err := pathUUID(r, "walletId")
-	if err != nil {
-		return err
-	}
-	body, err := readObject(r)
+	id, body, err := walletBody(r)
 	if err != nil {
 		return err
 	}
