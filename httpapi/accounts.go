@@ -7,6 +7,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/perspektiva/walletd/money"
+	"github.com/perspektiva/walletd/sbp"
 	"github.com/perspektiva/walletd/wallet"
 )
 
@@ -140,7 +141,7 @@ func (s *Server) identify(w http.ResponseWriter, r *http.Request) error {
 }
 
 type banksAnswer struct {
-	Banks any `json:"banks"`
+	Banks []sbp.Bank `json:"banks"`
 }
 
 func (s *Server) banks(w http.ResponseWriter, _ *http.Request) error {

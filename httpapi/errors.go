@@ -69,7 +69,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.As(err, &de):
 	case errors.As(err, &rl):
 		w.Header().Set("Retry-After", retryAfterSeconds(rl.retryAfter))
-		de = rateLimitedError()
+		de = wallet.Fail(wallet.CodeRateLimited)
 	case errors.Is(err, auth.ErrUnauthorized):
 		de = wallet.Fail(wallet.CodeUnauthorized)
 	case errors.Is(err, auth.ErrForbidden):

@@ -9,8 +9,6 @@ import (
 	"time"
 
 	"golang.org/x/time/rate"
-
-	"github.com/perspektiva/walletd/wallet"
 )
 
 // Limits are the abuse limits of the HTTP edge.
@@ -178,6 +176,3 @@ func clientAddress(r *http.Request) string {
 }
 
 func errRateLimited(d time.Duration) error { return &rateLimited{retryAfter: d} }
-
-// rateLimitedError is the protocol's refusal for it.
-func rateLimitedError() *wallet.Error { return wallet.Fail(wallet.CodeRateLimited) }

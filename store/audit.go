@@ -9,13 +9,6 @@ import (
 	"github.com/perspektiva/walletd/wallet"
 )
 
-// Well-known system accounts (created by the first migration).
-const (
-	AccountSBPInbound       = "00000000-0000-0000-0000-000000000001" // money that came in through SBP top-ups
-	AccountPayoutsInTransit = "00000000-0000-0000-0000-000000000002" // withdrawals held, payout not yet settled
-	AccountSBPOutbound      = "00000000-0000-0000-0000-000000000003" // money that left through SBP payouts
-)
-
 // AuditReport is the outcome of checking the ledger invariants (PROTOCOL.md section 7).
 type AuditReport struct {
 	Violations []string

@@ -155,11 +155,17 @@ func lockedOperation(ctx context.Context, tx Tx, opID uuid.UUID) (Operation, Wal
 	if err != nil {
 		return Operation{}, Wallet{}, err
 	}
+	return lockOperation(ctx, tx, op)
+}
+
+// lockOperation is lockedOperation for an operation already read (unlocked):
+// the wallet and owner never change, only the status needs the locked read.
+func lockOperation(ctx context.Context, tx Tx, op Operation) (Operation, Wallet, error) {
 	w, err := tx.Wallet(ctx, op.PartnerID, op.WalletID, true)
 	if err != nil {
 		return Operation{}, Wallet{}, err
 	}
-	op, err = tx.OperationByID(ctx, opID, true)
+	op, err = tx.OperationByID(ctx, op.ID, true)
 	return op, w, err
 }
 
@@ -208,7 +214,7 @@ func (s *Service) settleTopUp(ctx context.Context, qrcID string, confirm bool) (
 			return err
 		}
 		var w Wallet
-		if op, w, err = lockedOperation(ctx, tx, found.ID); err != nil || op.Final() {
+		if op, w, err = lockOperation(ctx, tx, found); err != nil || op.Final() {
 			return err
 		}
 		settled = true
