@@ -146,14 +146,20 @@ func startServerEnv(t *testing.T, engine storetest.Engine, env map[string]string
 	for _, p := range []*testPartner{s.A, s.B} {
 		s.remember(p.ClientSecret, p.WebhookSecret)
 	}
-	transport := http.DefaultTransport.(*http.Transport).Clone()
+	s.launch(t)
+	return s
+}
+
+// launch starts `walletd serve` for s on a free port, with s.DSN and s.getenv,
+// and returns a stop that is also run when the test ends (once, cleanly).
+func (s *testServer) launch(t *testing.T) (stop func()) {
+	t.Helper()
 	s.client = &http.Client{
-		Transport: transport,
+		Transport: http.DefaultTransport.(*http.Transport).Clone(),
 		Timeout:   20 * time.Second,
 		// A partner must get its answer, not a redirect to it: show redirects as they are.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
-
 	// The port is free when reserved but another process may take it before the
 	// server does; then try another one.
 	for attempt := 1; ; attempt++ {
@@ -166,8 +172,10 @@ func startServerEnv(t *testing.T, engine storetest.Engine, env map[string]string
 		s.URL = "http://" + addr
 		exited, err := s.waitHealthy(done, 10*time.Second)
 		if err == nil {
-			t.Cleanup(func() { s.stop(t, cancel, done) })
-			return s
+			var once sync.Once
+			stop = func() { once.Do(func() { s.stop(t, cancel, done) }) }
+			t.Cleanup(stop)
+			return stop
 		}
 		cancel()
 		if exited && errors.Is(err, syscall.EADDRINUSE) && attempt < 3 {

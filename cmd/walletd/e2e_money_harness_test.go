@@ -2,15 +2,11 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
-	"errors"
-	"io"
 	"net/http"
 	"regexp"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -47,38 +43,8 @@ func startMoneyServerOn(t *testing.T, dsn string, a, b *testPartner, env map[str
 	for _, p := range []*testPartner{a, b} {
 		ts.remember(p.ClientSecret, p.WebhookSecret)
 	}
-	ts.client = &http.Client{
-		Transport:     http.DefaultTransport.(*http.Transport).Clone(),
-		Timeout:       20 * time.Second,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
-	for attempt := 1; ; attempt++ {
-		addr := "127.0.0.1:" + freePort(t)
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() {
-			done <- run(ctx, []string{"serve", "--db", dsn, "--addr", addr}, ts.getenv, io.Discard, ts.logs)
-		}()
-		ts.URL = "http://" + addr
-		exited, err := ts.waitHealthy(done, 10*time.Second)
-		if err == nil {
-			var once sync.Once
-			stop = func() { once.Do(func() { ts.stop(t, cancel, done) }) }
-			t.Cleanup(stop)
-			return &moneyServer{ts}, stop
-		}
-		cancel()
-		if exited && errors.Is(err, syscall.EADDRINUSE) && attempt < 3 {
-			continue
-		}
-		if !exited {
-			select {
-			case <-done:
-			case <-time.After(15 * time.Second):
-			}
-		}
-		t.Fatalf("serve did not start: %v\nlogs:\n%s", err, ts.logs.String())
-	}
+	stop = ts.launch(t)
+	return &moneyServer{ts}, stop
 }
 
 // moneyEnv is env with the database pool size for the engine, unless env sets
