@@ -96,7 +96,7 @@ var auditChecks = []auditCheck{
 // Audit checks every ledger invariant in one consistent read.
 func (db *DB) Audit(ctx context.Context) (AuditReport, error) {
 	var r AuditReport
-	err := db.inTx(ctx, db.read, &sql.TxOptions{ReadOnly: true, Isolation: db.eng.snapshot}, func(tx *sql.Tx) error {
+	err := db.inTx(ctx, db.read, &sql.TxOptions{ReadOnly: true, Isolation: db.eng.snapshot}, func(ctx context.Context, tx *sql.Tx) error {
 		r = AuditReport{}
 		for _, c := range auditChecks {
 			if err := collect(ctx, tx, c, &r); err != nil {

@@ -24,7 +24,7 @@ func authNotFound(err error) error {
 }
 
 func (s authStore) InsertPartner(ctx context.Context, p auth.Partner, c auth.Client) error {
-	return s.db.inTx(ctx, s.db.write, nil, func(tx *sql.Tx) error {
+	return s.db.inTx(ctx, s.db.write, nil, func(ctx context.Context, tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx,
 			`INSERT INTO partners (id, name, status, webhook_url, webhook_secret, created_at) VALUES ($1, $2, $3, $4, $5, $6)`,
 			p.ID, p.Name, string(p.Status), p.WebhookURL, p.WebhookSecret, micros(p.CreatedAt)); err != nil {
@@ -107,7 +107,7 @@ func insertTokens(ctx context.Context, q querier, tokens []auth.Token) error {
 }
 
 func (s authStore) InsertTokens(ctx context.Context, tokens ...auth.Token) error {
-	return s.db.inTx(ctx, s.db.write, nil, func(tx *sql.Tx) error { return insertTokens(ctx, tx, tokens) })
+	return s.db.inTx(ctx, s.db.write, nil, func(ctx context.Context, tx *sql.Tx) error { return insertTokens(ctx, tx, tokens) })
 }
 
 func (s authStore) Grant(ctx context.Context, hash []byte) (auth.Grant, error) {
@@ -130,7 +130,7 @@ func (s authStore) Grant(ctx context.Context, hash []byte) (auth.Grant, error) {
 }
 
 func (s authStore) Rotate(ctx context.Context, refreshHash []byte, usedAt time.Time, next ...auth.Token) error {
-	return s.db.inTx(ctx, s.db.write, nil, func(tx *sql.Tx) error {
+	return s.db.inTx(ctx, s.db.write, nil, func(ctx context.Context, tx *sql.Tx) error {
 		// The guard makes the exchange single-use even when two requests race:
 		// the loser's UPDATE sees used_at already set and changes nothing.
 		res, err := tx.ExecContext(ctx, `UPDATE oauth_tokens SET used_at = $1

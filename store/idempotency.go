@@ -23,7 +23,7 @@ func (s idempotencyStore) Begin(ctx context.Context, partnerID uuid.UUID, key st
 		rec     idempotency.Record
 		claimed bool
 	)
-	err := s.db.inTx(ctx, s.db.write, nil, func(tx *sql.Tx) error {
+	err := s.db.inTx(ctx, s.db.write, nil, func(ctx context.Context, tx *sql.Tx) error {
 		rec, claimed = idempotency.Record{}, false
 		res, err := tx.ExecContext(ctx, `INSERT INTO idempotency_keys (partner_id, key, request_hash, status_code, body, created_at)
 			VALUES ($1, $2, $3, 0, $4, $5) ON CONFLICT (partner_id, key) DO NOTHING`,

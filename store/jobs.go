@@ -40,7 +40,7 @@ func (s JobStore) ReleaseClaims(ctx context.Context) error {
 // Claim leases up to limit due jobs until now+lease.
 func (s JobStore) Claim(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]wallet.Job, error) {
 	var jobs []wallet.Job
-	err := s.db.inTx(ctx, s.db.write, nil, func(tx *sql.Tx) error {
+	err := s.db.inTx(ctx, s.db.write, nil, func(ctx context.Context, tx *sql.Tx) error {
 		jobs = jobs[:0]
 		rows, err := tx.QueryContext(ctx, `UPDATE jobs SET lease_until = $1, attempts = attempts + 1
 			WHERE id IN (SELECT id FROM jobs WHERE done_at IS NULL AND run_at <= $2

@@ -86,8 +86,9 @@ func (db *DB) Ping(ctx context.Context) error { return db.write.PingContext(ctx)
 const maxAttempts = 10
 
 // inTx runs fn in a transaction on pool, retrying on serialization failures,
-// deadlocks and busy errors with jittered backoff.
-func (db *DB) inTx(ctx context.Context, pool *sql.DB, opts *sql.TxOptions, fn func(*sql.Tx) error) error {
+// deadlocks and busy errors with jittered backoff. fn runs its statements with
+// the context it is given, which is not always ctx (see tryTx).
+func (db *DB) inTx(ctx context.Context, pool *sql.DB, opts *sql.TxOptions, fn func(context.Context, *sql.Tx) error) error {
 	for attempt := 1; ; attempt++ {
 		err := db.tryTx(ctx, pool, opts, fn)
 		if err == nil || attempt == maxAttempts || !db.eng.retryable(err) {
@@ -103,15 +104,18 @@ func (db *DB) inTx(ctx context.Context, pool *sql.DB, opts *sql.TxOptions, fn fu
 	}
 }
 
-func (db *DB) tryTx(ctx context.Context, pool *sql.DB, opts *sql.TxOptions, fn func(*sql.Tx) error) error {
+func (db *DB) tryTx(ctx context.Context, pool *sql.DB, opts *sql.TxOptions, fn func(context.Context, *sql.Tx) error) error {
 	if db.committer != nil && pool == db.write {
-		return db.committer.run(ctx, fn)
+		// A cancelled statement interrupts SQLite, which then aborts the whole
+		// shared transaction: once queued, a request's work runs to its end.
+		work := context.WithoutCancel(ctx)
+		return db.committer.run(ctx, func(tx *sql.Tx) error { return fn(work, tx) })
 	}
 	tx, err := pool.BeginTx(ctx, opts)
 	if err != nil {
 		return err
 	}
-	if err := fn(tx); err != nil {
+	if err := fn(ctx, tx); err != nil {
 		_ = tx.Rollback()
 		return err
 	}
@@ -120,20 +124,14 @@ func (db *DB) tryTx(ctx context.Context, pool *sql.DB, opts *sql.TxOptions, fn f
 
 // Update runs fn in a read-write transaction (wallet.Store).
 func (db *DB) Update(ctx context.Context, fn func(context.Context, wallet.Tx) error) error {
-	fnCtx := ctx
-	if db.committer != nil {
-		// A cancelled statement interrupts SQLite, which then aborts the whole
-		// shared transaction; once queued, a request's work runs to its end.
-		fnCtx = context.WithoutCancel(ctx)
-	}
-	return db.inTx(ctx, db.write, nil, func(tx *sql.Tx) error {
-		return fn(fnCtx, &walletTx{q: db.querier(tx, db.writeStmts), eng: &db.eng})
+	return db.inTx(ctx, db.write, nil, func(ctx context.Context, tx *sql.Tx) error {
+		return fn(ctx, &walletTx{q: db.querier(tx, db.writeStmts), eng: &db.eng})
 	})
 }
 
 // View runs fn in a read-only transaction (wallet.Store).
 func (db *DB) View(ctx context.Context, fn func(context.Context, wallet.Tx) error) error {
-	return db.inTx(ctx, db.read, &sql.TxOptions{ReadOnly: true}, func(tx *sql.Tx) error {
+	return db.inTx(ctx, db.read, &sql.TxOptions{ReadOnly: true}, func(ctx context.Context, tx *sql.Tx) error {
 		return fn(ctx, &walletTx{q: tx, eng: &db.eng})
 	})
 }
@@ -146,7 +144,7 @@ func (db *DB) exec(ctx context.Context, query string, args ...any) (sql.Result, 
 		return db.write.ExecContext(ctx, query, args...)
 	}
 	var res sql.Result
-	err := db.inTx(ctx, db.write, nil, func(tx *sql.Tx) error {
+	err := db.inTx(ctx, db.write, nil, func(ctx context.Context, tx *sql.Tx) error {
 		var err error
 		res, err = db.querier(tx, db.writeStmts).ExecContext(ctx, query, args...)
 		return err

@@ -112,7 +112,7 @@ func (s WebhookStore) Attempts(ctx context.Context, eventID uuid.UUID) ([]webhoo
 // Replay sends an event again, with the same eventId: it goes back to PENDING
 // and its delivery job runs at once.
 func (s WebhookStore) Replay(ctx context.Context, eventID uuid.UUID, now time.Time) error {
-	return s.db.inTx(ctx, s.db.write, nil, func(tx *sql.Tx) error {
+	return s.db.inTx(ctx, s.db.write, nil, func(ctx context.Context, tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE webhook_events SET status = 'PENDING', delivered_at = NULL WHERE id = $1`, eventID)
 		if err := mustAffect(res, err); err != nil {
 			return err
