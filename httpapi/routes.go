@@ -48,13 +48,11 @@ func (s *Server) routes() http.Handler {
 		mux.Handle("/sandbox/sbp/", s.cfg.Sandbox)
 	}
 	if s.cfg.MetricsHandler != nil {
-		metrics := func(w http.ResponseWriter, r *http.Request) error { s.cfg.MetricsHandler.ServeHTTP(w, r); return nil }
-		handle("/metrics", map[string]handlerFunc{http.MethodGet: metrics})
+		handle("/metrics", map[string]handlerFunc{http.MethodGet: plain(s.cfg.MetricsHandler)})
 	}
 	if s.cfg.Docs != nil {
-		docs := func(w http.ResponseWriter, r *http.Request) error { s.cfg.Docs.ServeHTTP(w, r); return nil }
-		handle("/docs", map[string]handlerFunc{http.MethodGet: docs})
-		handle("/docs/", map[string]handlerFunc{http.MethodGet: docs})
+		handle("/docs", map[string]handlerFunc{http.MethodGet: plain(s.cfg.Docs)})
+		handle("/docs/", map[string]handlerFunc{http.MethodGet: plain(s.cfg.Docs)})
 	}
 	mux.Handle("/", s.dispatch(nil))
 	return mux
@@ -62,6 +60,14 @@ func (s *Server) routes() http.Handler {
 
 // handlerFunc is a handler that returns its error for writeError to answer.
 type handlerFunc func(w http.ResponseWriter, r *http.Request) error
+
+// plain adapts a handler that answers everything itself.
+func plain(h http.Handler) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		h.ServeHTTP(w, r)
+		return nil
+	}
+}
 
 // dispatch picks the handler for the request's method and answers 405 with an
 // Allow header for the others (404 when the path has no methods at all).
