@@ -24,13 +24,15 @@ type engine struct {
 	snapshot sql.IsolationLevel
 	// skipLocked lets concurrent job runners pass over each other's claims.
 	skipLocked string
+	// pipelines runs wallet transactions through pgx batches (see pipeline).
+	pipelines bool
 }
 
 var (
 	sqliteEngine   = engine{name: "sqlite"}
 	postgresEngine = engine{
 		name: "postgres", forUpdate: " FOR UPDATE", snapshot: sql.LevelRepeatableRead,
-		skipLocked: " FOR UPDATE SKIP LOCKED",
+		skipLocked: " FOR UPDATE SKIP LOCKED", pipelines: true,
 	}
 )
 
@@ -43,6 +45,19 @@ func (e *engine) duplicate(err error) bool {
 	var lite *sqlite.Error
 	if errors.As(err, &lite) {
 		return lite.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE || lite.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
+	}
+	return false
+}
+
+// checkViolation reports a CHECK constraint refusing a row, by code.
+func (e *engine) checkViolation(err error) bool {
+	var pg *pgconn.PgError
+	if errors.As(err, &pg) {
+		return pg.Code == "23514"
+	}
+	var lite *sqlite.Error
+	if errors.As(err, &lite) {
+		return lite.Code() == sqlite3.SQLITE_CONSTRAINT_CHECK
 	}
 	return false
 }

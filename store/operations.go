@@ -48,17 +48,16 @@ func scanOperation(row scanner) (wallet.Operation, error) {
 }
 
 func (t *walletTx) InsertOperation(ctx context.Context, op wallet.Operation) error {
-	_, err := t.q.ExecContext(ctx, `INSERT INTO operations (`+operationColumns+`)
+	return t.q.execLater(ctx, t.duplicate, `INSERT INTO operations (`+operationColumns+`)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)`,
 		op.ID, op.WalletID, op.PartnerID, string(op.Type), string(op.Status), int64(op.Amount), int64(op.Refunded),
 		nullUUID(op.TSPID), nullString(op.BankID), nullUUID(op.Token), nullUUID(op.ParentID),
 		nullString(op.QRCID), nullString(op.Payload), nullString(op.IdemKey), op.Description, op.Month,
 		micros(op.CreatedAt), nullMicros(op.ExpiresAt), nullMicros(op.FinishedAt))
-	return t.duplicate(err)
 }
 
 func (t *walletTx) Operation(ctx context.Context, partnerID, walletID, opID uuid.UUID) (wallet.Operation, error) {
-	return scanOperation(t.q.QueryRowContext(ctx, `SELECT `+operationColumns+` FROM operations
+	return scanOperation(row(ctx, t.q, `SELECT `+operationColumns+` FROM operations
 		WHERE id = $1 AND wallet_id = $2 AND partner_id = $3`, opID, walletID, partnerID))
 }
 
@@ -67,30 +66,38 @@ func (t *walletTx) OperationByID(ctx context.Context, opID uuid.UUID, lock bool)
 	if lock {
 		q += t.eng.forUpdate
 	}
-	return scanOperation(t.q.QueryRowContext(ctx, q, opID))
+	return scanOperation(row(ctx, t.q, q, opID))
 }
 
 func (t *walletTx) OperationByQRC(ctx context.Context, qrcID string) (wallet.Operation, error) {
-	return scanOperation(t.q.QueryRowContext(ctx, `SELECT `+operationColumns+` FROM operations WHERE qrc_id = $1`, qrcID))
+	return scanOperation(row(ctx, t.q, `SELECT `+operationColumns+` FROM operations WHERE qrc_id = $1`, qrcID))
 }
 
 func (t *walletTx) OperationByIdemKey(ctx context.Context, partnerID uuid.UUID, key string) (wallet.Operation, error) {
-	return scanOperation(t.q.QueryRowContext(ctx, `SELECT `+operationColumns+` FROM operations
+	return scanOperation(row(ctx, t.q, `SELECT `+operationColumns+` FROM operations
 		WHERE partner_id = $1 AND idempotency_key = $2`, partnerID, key))
 }
 
 func (t *walletTx) PaymentByToken(ctx context.Context, token uuid.UUID, lock bool) (wallet.Operation, error) {
+	var op wallet.Operation
+	err := t.q.query(ctx, t.paymentByToken(token, lock, &op, nil))
+	return op, notFound(err)
+}
+
+func (t *walletTx) paymentByToken(token uuid.UUID, lock bool, op *wallet.Operation, found *bool) read {
 	q := `SELECT ` + operationColumns + ` FROM operations WHERE payment_token = $1 AND type = 'PAYMENT'`
 	if lock {
 		q += t.eng.forUpdate
 	}
-	return scanOperation(t.q.QueryRowContext(ctx, q, token))
+	return read{query: q, args: []any{token}, scan: single(found, func(r scanner) (err error) {
+		*op, err = scanOperation(r)
+		return err
+	})}
 }
 
 func (t *walletTx) UpdateOperation(ctx context.Context, op wallet.Operation) error {
-	res, err := t.q.ExecContext(ctx, `UPDATE operations SET status = $1, finished_at = $2, refunded = $3 WHERE id = $4`,
-		string(op.Status), nullMicros(op.FinishedAt), int64(op.Refunded), op.ID)
-	return mustAffect(res, err)
+	return changed(t.q.exec(ctx, `UPDATE operations SET status = $1, finished_at = $2, refunded = $3 WHERE id = $4`,
+		string(op.Status), nullMicros(op.FinishedAt), int64(op.Refunded), op.ID))
 }
 
 func (t *walletTx) Report(ctx context.Context, walletID uuid.UUID, f wallet.ReportFilter) ([]wallet.Operation, int, error) {
@@ -117,28 +124,30 @@ func (t *walletTx) Report(ctx context.Context, walletID uuid.UUID, f wallet.Repo
 	}
 	cond := strings.Join(where, " AND ")
 	var total int
-	if err := t.q.QueryRowContext(ctx, `SELECT COUNT(*) FROM operations WHERE `+cond, args...).Scan(&total); err != nil {
+	if err := row(ctx, t.q, `SELECT COUNT(*) FROM operations WHERE `+cond, args...).Scan(&total); err != nil {
 		return nil, 0, err
 	}
 	if total == 0 || f.Page*f.Size >= total {
 		return []wallet.Operation{}, total, nil
 	}
 	args = append(args, f.Size, f.Page*f.Size)
-	rows, err := t.q.QueryContext(ctx, fmt.Sprintf(`SELECT %s FROM operations WHERE %s
-		ORDER BY created_at DESC, id DESC LIMIT $%d OFFSET $%d`, operationColumns, cond, len(args)-1, len(args)), args...)
+	ops := make([]wallet.Operation, 0, f.Size)
+	err := t.q.query(ctx, read{query: fmt.Sprintf(`SELECT %s FROM operations WHERE %s
+		ORDER BY created_at DESC, id DESC LIMIT $%d OFFSET $%d`, operationColumns, cond, len(args)-1, len(args)), args: args,
+		scan: func(r rows) error {
+			for r.Next() {
+				op, err := scanOperation(r)
+				if err != nil {
+					return err
+				}
+				ops = append(ops, op)
+			}
+			return nil
+		}})
 	if err != nil {
 		return nil, 0, err
 	}
-	defer rows.Close()
-	ops := make([]wallet.Operation, 0, f.Size)
-	for rows.Next() {
-		op, err := scanOperation(rows)
-		if err != nil {
-			return nil, 0, err
-		}
-		ops = append(ops, op)
-	}
-	return ops, total, rows.Err()
+	return ops, total, nil
 }
 
 func (t *walletTx) Post(ctx context.Context, lt wallet.LedgerTx) error {
@@ -149,7 +158,7 @@ func (t *walletTx) Post(ctx context.Context, lt wallet.LedgerTx) error {
 	if sum != 0 || len(lt.Postings) < 2 {
 		return fmt.Errorf("ledger transaction %s is unbalanced (%s over %d postings)", lt.ID, sum, len(lt.Postings))
 	}
-	if _, err := t.q.ExecContext(ctx, `INSERT INTO ledger_transactions (id, operation_id, kind, created_at) VALUES ($1, $2, $3, $4)`,
+	if err := t.q.execLater(ctx, nil, `INSERT INTO ledger_transactions (id, operation_id, kind, created_at) VALUES ($1, $2, $3, $4)`,
 		lt.ID, lt.OperationID, lt.Kind, micros(lt.CreatedAt)); err != nil {
 		return err
 	}
@@ -160,51 +169,51 @@ func (t *walletTx) Post(ctx context.Context, lt wallet.LedgerTx) error {
 		args = append(args, p.Account, int64(p.Amount))
 		values = append(values, fmt.Sprintf("($1, $%d, $%d)", len(args)-1, len(args)))
 		if p.Kind == wallet.WalletAccount {
-			// The guard is the overdraft check: it holds even if a caller forgot
-			// to lock, and it is what the schema's CHECK backs up.
-			res, err := t.q.ExecContext(ctx, `UPDATE accounts SET balance = balance + $1
-				WHERE id = $2 AND kind = 'WALLET' AND balance + $1 >= 0`, int64(p.Amount), p.Account)
-			if err := mustAffect(res, err); err != nil {
-				if isNotFound(err) {
-					return wallet.ErrInsufficientFunds
-				}
+			// The schema's CHECK (balance >= 0) is the overdraft guard: it holds
+			// even if a caller forgot to lock, and, being an error rather than
+			// a row left unchanged, it stops a pipelined COMMIT behind it. A
+			// missing account fails the postings' foreign key below.
+			if err := t.q.execLater(ctx, t.overdraft, `UPDATE accounts SET balance = balance + $1 WHERE id = $2`,
+				int64(p.Amount), p.Account); err != nil {
 				return err
 			}
 		}
 	}
 	// All postings in one statement: one round trip to the server, not one each.
-	_, err := t.q.ExecContext(ctx, `INSERT INTO postings (tx_id, account_id, amount) VALUES `+strings.Join(values, ", "), args...)
+	return t.q.execLater(ctx, nil, `INSERT INTO postings (tx_id, account_id, amount) VALUES `+strings.Join(values, ", "), args...)
+}
+
+// overdraft maps the balance CHECK's violation to the domain's sentinel.
+func (t *walletTx) overdraft(err error) error {
+	if t.eng.checkViolation(err) {
+		return wallet.ErrInsufficientFunds
+	}
 	return err
 }
 
 func (t *walletTx) AddPendingCredit(ctx context.Context, walletID uuid.UUID, delta money.Amount) error {
-	res, err := t.q.ExecContext(ctx, `UPDATE wallets SET pending_credit = pending_credit + $1 WHERE id = $2`, int64(delta), walletID)
-	return mustAffect(res, err)
+	return changed(t.q.exec(ctx, `UPDATE wallets SET pending_credit = pending_credit + $1 WHERE id = $2`, int64(delta), walletID))
 }
 
 func (t *walletTx) AddMonthUsage(ctx context.Context, walletID uuid.UUID, month int, typ wallet.OperationType, delta money.Amount) error {
 	if delta < 0 {
 		// Releasing usage: the row exists (the operation added to it), and an
 		// upsert would have its negative VALUES row refused by the CHECK first.
-		res, err := t.q.ExecContext(ctx, `UPDATE month_usage SET amount = amount + $1
-			WHERE wallet_id = $2 AND month = $3 AND operation_type = $4`, int64(delta), walletID, month, string(typ))
-		return mustAffect(res, err)
+		return changed(t.q.exec(ctx, `UPDATE month_usage SET amount = amount + $1
+			WHERE wallet_id = $2 AND month = $3 AND operation_type = $4`, int64(delta), walletID, month, string(typ)))
 	}
-	_, err := t.q.ExecContext(ctx, `INSERT INTO month_usage (wallet_id, month, operation_type, amount) VALUES ($1, $2, $3, $4)
+	return t.q.execLater(ctx, nil, `INSERT INTO month_usage (wallet_id, month, operation_type, amount) VALUES ($1, $2, $3, $4)
 		ON CONFLICT (wallet_id, month, operation_type) DO UPDATE SET amount = month_usage.amount + excluded.amount`,
 		walletID, month, string(typ), int64(delta))
-	return err
 }
 
 func (t *walletTx) EnqueueJob(ctx context.Context, j wallet.Job) error {
-	_, err := t.q.ExecContext(ctx, `INSERT INTO jobs (id, kind, ref_id, run_at, created_at) VALUES ($1, $2, $3, $4, $5)
+	return t.q.execLater(ctx, nil, `INSERT INTO jobs (id, kind, ref_id, run_at, created_at) VALUES ($1, $2, $3, $4, $5)
 		ON CONFLICT (kind, ref_id) DO UPDATE SET run_at = excluded.run_at, done_at = NULL, lease_until = NULL`,
 		j.ID, j.Kind, j.Ref, micros(j.RunAt), micros(j.CreatedAt))
-	return err
 }
 
 func (t *walletTx) InsertEvent(ctx context.Context, e wallet.Event) error {
-	_, err := t.q.ExecContext(ctx, `INSERT INTO webhook_events (id, partner_id, type, wallet_id, operation_id, created_at)
+	return t.q.execLater(ctx, nil, `INSERT INTO webhook_events (id, partner_id, type, wallet_id, operation_id, created_at)
 		VALUES ($1, $2, $3, $4, $5, $6)`, e.ID, e.PartnerID, e.Type, e.WalletID, nullUUID(e.OperationID), micros(e.CreatedAt))
-	return err
 }

@@ -89,8 +89,14 @@ const maxAttempts = 10
 // deadlocks and busy errors with jittered backoff. fn runs its statements with
 // the context it is given, which is not always ctx (see tryTx).
 func (db *DB) inTx(ctx context.Context, pool *sql.DB, opts *sql.TxOptions, fn func(context.Context, *sql.Tx) error) error {
+	return db.retry(ctx, func() error { return db.tryTx(ctx, pool, opts, fn) })
+}
+
+// retry runs a transaction again, with jittered backoff, while it fails on a
+// serialization failure, a deadlock or a busy database.
+func (db *DB) retry(ctx context.Context, try func() error) error {
 	for attempt := 1; ; attempt++ {
-		err := db.tryTx(ctx, pool, opts, fn)
+		err := try()
 		if err == nil || attempt == maxAttempts || !db.eng.retryable(err) {
 			return err
 		}
@@ -124,15 +130,29 @@ func (db *DB) tryTx(ctx context.Context, pool *sql.DB, opts *sql.TxOptions, fn f
 
 // Update runs fn in a read-write transaction (wallet.Store).
 func (db *DB) Update(ctx context.Context, fn func(context.Context, wallet.Tx) error) error {
-	return db.inTx(ctx, db.write, nil, func(ctx context.Context, tx *sql.Tx) error {
-		return fn(ctx, &walletTx{q: db.querier(tx, db.writeStmts), eng: &db.eng})
-	})
+	return db.walletTx(ctx, false, fn)
 }
 
 // View runs fn in a read-only transaction (wallet.Store).
 func (db *DB) View(ctx context.Context, fn func(context.Context, wallet.Tx) error) error {
-	return db.inTx(ctx, db.read, &sql.TxOptions{ReadOnly: true}, func(ctx context.Context, tx *sql.Tx) error {
-		return fn(ctx, &walletTx{q: tx, eng: &db.eng})
+	return db.walletTx(ctx, true, fn)
+}
+
+func (db *DB) walletTx(ctx context.Context, readOnly bool, fn func(context.Context, wallet.Tx) error) error {
+	if db.eng.pipelines {
+		return db.retry(ctx, func() error {
+			return db.pipelined(ctx, readOnly, func(ctx context.Context, p *pipeline) error {
+				return fn(ctx, &walletTx{q: p, eng: &db.eng})
+			})
+		})
+	}
+	if readOnly {
+		return db.inTx(ctx, db.read, &sql.TxOptions{ReadOnly: true}, func(ctx context.Context, tx *sql.Tx) error {
+			return fn(ctx, &walletTx{q: sqlStmts{tx}, eng: &db.eng})
+		})
+	}
+	return db.inTx(ctx, db.write, nil, func(ctx context.Context, tx *sql.Tx) error {
+		return fn(ctx, &walletTx{q: sqlStmts{db.querier(tx, db.writeStmts)}, eng: &db.eng})
 	})
 }
 

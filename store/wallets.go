@@ -20,7 +20,7 @@ type querier interface {
 
 // walletTx implements wallet.Tx on one SQL transaction.
 type walletTx struct {
-	q   querier
+	q   stmts
 	eng *engine
 }
 
@@ -46,7 +46,7 @@ const walletColumns = `w.id, w.partner_id, w.phone, w.number, w.identification, 
 	a.balance, w.pending_credit, w.created_at, w.closed_at
 	FROM wallets w JOIN accounts a ON a.id = w.id`
 
-func scanWallet(row *sql.Row) (wallet.Wallet, error) {
+func scanWallet(row scanner) (wallet.Wallet, error) {
 	var (
 		w                wallet.Wallet
 		balance, pending int64
@@ -64,26 +64,35 @@ func scanWallet(row *sql.Row) (wallet.Wallet, error) {
 }
 
 func (t *walletTx) Wallet(ctx context.Context, partnerID, walletID uuid.UUID, lock bool) (wallet.Wallet, error) {
+	var w wallet.Wallet
+	err := t.q.query(ctx, t.wallet(partnerID, walletID, lock, &w))
+	return w, notFound(err)
+}
+
+func (t *walletTx) wallet(partnerID, walletID uuid.UUID, lock bool, w *wallet.Wallet) read {
 	q := `SELECT ` + walletColumns + ` WHERE w.id = $1 AND w.partner_id = $2`
 	if lock {
 		q += t.eng.forUpdate
 	}
-	return scanWallet(t.q.QueryRowContext(ctx, q, walletID, partnerID))
+	return read{query: q, args: []any{walletID, partnerID}, scan: one(func(r scanner) (err error) {
+		*w, err = scanWallet(r)
+		return err
+	})}
 }
 
 func (t *walletTx) ActiveWalletByPhone(ctx context.Context, partnerID uuid.UUID, phone string) (wallet.Wallet, error) {
-	return scanWallet(t.q.QueryRowContext(ctx,
+	return scanWallet(row(ctx, t.q,
 		`SELECT `+walletColumns+` WHERE w.partner_id = $1 AND w.phone = $2 AND w.status = 'ACTIVE'`,
 		partnerID, phone))
 }
 
 func (t *walletTx) InsertWallet(ctx context.Context, w wallet.Wallet) error {
-	if _, err := t.q.ExecContext(ctx,
+	if _, err := t.q.exec(ctx,
 		`INSERT INTO accounts (id, kind, balance, created_at) VALUES ($1, 'WALLET', 0, $2)`,
 		w.ID, micros(w.CreatedAt)); err != nil {
 		return t.duplicate(err)
 	}
-	_, err := t.q.ExecContext(ctx,
+	_, err := t.q.exec(ctx,
 		`INSERT INTO wallets (id, partner_id, phone, number, identification, status, created_at)
 		 VALUES ($1, $2, $3, $4, $5, $6, $7)`,
 		w.ID, w.PartnerID, w.Phone, w.Number, int(w.Identification), string(w.Status), micros(w.CreatedAt))
@@ -91,10 +100,9 @@ func (t *walletTx) InsertWallet(ctx context.Context, w wallet.Wallet) error {
 }
 
 func (t *walletTx) UpdateWallet(ctx context.Context, w wallet.Wallet) error {
-	res, err := t.q.ExecContext(ctx,
+	return changed(t.q.exec(ctx,
 		`UPDATE wallets SET status = $1, identification = $2, closed_at = $3 WHERE id = $4`,
-		string(w.Status), int(w.Identification), nullMicros(w.ClosedAt), w.ID)
-	return mustAffect(res, err)
+		string(w.Status), int(w.Identification), nullMicros(w.ClosedAt), w.ID))
 }
 
 // mustAffect turns "no row changed" into ErrNotFound.
@@ -102,7 +110,11 @@ func mustAffect(res sql.Result, err error) error {
 	if err != nil {
 		return err
 	}
-	n, err := res.RowsAffected()
+	return changed(res.RowsAffected())
+}
+
+// changed turns "no row changed" (n == 0) into ErrNotFound.
+func changed(n int64, err error) error {
 	if err != nil {
 		return err
 	}
@@ -114,7 +126,7 @@ func mustAffect(res sql.Result, err error) error {
 
 func (t *walletTx) HasPendingOperations(ctx context.Context, walletID uuid.UUID) (bool, error) {
 	var one int
-	err := t.q.QueryRowContext(ctx,
+	err := row(ctx, t.q,
 		`SELECT 1 FROM operations WHERE wallet_id = $1 AND status = 'PENDING' LIMIT 1`, walletID).Scan(&one)
 	if errors.Is(err, sql.ErrNoRows) {
 		return false, nil
@@ -123,26 +135,29 @@ func (t *walletTx) HasPendingOperations(ctx context.Context, walletID uuid.UUID)
 }
 
 func (t *walletTx) Overrides(ctx context.Context, walletID uuid.UUID) (wallet.Overrides, error) {
-	var (
-		bal     sql.NullInt64
-		c, p, d limitColumns
-		o       wallet.Overrides
-	)
-	err := t.q.QueryRowContext(ctx, `SELECT balance_limit,
+	var o wallet.Overrides
+	return o, t.q.query(ctx, t.overrides(walletID, &o))
+}
+
+func (t *walletTx) overrides(walletID uuid.UUID, o *wallet.Overrides) read {
+	var found bool
+	return read{query: `SELECT balance_limit,
 		credit_one_time, credit_month, credit_enabled,
 		payment_one_time, payment_month, payment_enabled,
 		debit_one_time, debit_month, debit_enabled
-		FROM wallet_limits WHERE wallet_id = $1`, walletID).Scan(&bal,
-		&c.oneTime, &c.month, &c.enabled, &p.oneTime, &p.month, &p.enabled, &d.oneTime, &d.month, &d.enabled)
-	if errors.Is(err, sql.ErrNoRows) {
-		return o, nil
-	}
-	if err != nil {
-		return o, err
-	}
-	o.Balance = optional(bal)
-	o.Credit, o.Payment, o.Debit = c.override(), p.override(), d.override()
-	return o, nil
+		FROM wallet_limits WHERE wallet_id = $1`, args: []any{walletID}, scan: single(&found, func(r scanner) error {
+		var (
+			bal     sql.NullInt64
+			c, p, d limitColumns
+		)
+		if err := r.Scan(&bal, &c.oneTime, &c.month, &c.enabled, &p.oneTime, &p.month, &p.enabled,
+			&d.oneTime, &d.month, &d.enabled); err != nil {
+			return err
+		}
+		o.Balance = optional(bal)
+		o.Credit, o.Payment, o.Debit = c.override(), p.override(), d.override()
+		return nil
+	})}
 }
 
 type limitColumns struct {
@@ -175,7 +190,7 @@ func nullBool(b *bool) sql.NullBool {
 }
 
 func (t *walletTx) SaveOverrides(ctx context.Context, walletID uuid.UUID, o wallet.Overrides) error {
-	_, err := t.q.ExecContext(ctx, `INSERT INTO wallet_limits (wallet_id, balance_limit,
+	_, err := t.q.exec(ctx, `INSERT INTO wallet_limits (wallet_id, balance_limit,
 		credit_one_time, credit_month, credit_enabled,
 		payment_one_time, payment_month, payment_enabled,
 		debit_one_time, debit_month, debit_enabled)
@@ -194,45 +209,64 @@ func (t *walletTx) SaveOverrides(ctx context.Context, walletID uuid.UUID, o wall
 }
 
 func (t *walletTx) MonthUsage(ctx context.Context, walletID uuid.UUID, month int) (map[wallet.OperationType]money.Amount, error) {
-	rows, err := t.q.QueryContext(ctx,
-		`SELECT operation_type, amount FROM month_usage WHERE wallet_id = $1 AND month = $2`, walletID, month)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
 	used := map[wallet.OperationType]money.Amount{}
-	for rows.Next() {
-		var (
-			typ    string
-			amount int64
-		)
-		if err := rows.Scan(&typ, &amount); err != nil {
-			return nil, err
-		}
-		used[wallet.OperationType(typ)] = money.Amount(amount)
-	}
-	return used, rows.Err()
+	return used, t.q.query(ctx, t.monthUsage(walletID, month, used))
+}
+
+func (t *walletTx) monthUsage(walletID uuid.UUID, month int, used map[wallet.OperationType]money.Amount) read {
+	return read{query: `SELECT operation_type, amount FROM month_usage WHERE wallet_id = $1 AND month = $2`,
+		args: []any{walletID, month}, scan: func(r rows) error {
+			for r.Next() {
+				var (
+					typ    string
+					amount int64
+				)
+				if err := r.Scan(&typ, &amount); err != nil {
+					return err
+				}
+				used[wallet.OperationType(typ)] = money.Amount(amount)
+			}
+			return nil
+		}}
 }
 
 func (t *walletTx) TSP(ctx context.Context, partnerID, tspID uuid.UUID) (wallet.TSP, error) {
-	var (
-		ts      wallet.TSP
-		created int64
-	)
-	err := t.q.QueryRowContext(ctx,
-		`SELECT id, partner_id, name, created_at FROM tsps WHERE id = $1 AND partner_id = $2`,
-		tspID, partnerID).Scan(&ts.ID, &ts.PartnerID, &ts.Name, &created)
-	ts.CreatedAt = fromMicros(created)
+	var ts wallet.TSP
+	err := t.q.query(ctx, t.tsp(partnerID, tspID, &ts, nil))
 	return ts, notFound(err)
 }
 
+func (t *walletTx) tsp(partnerID, tspID uuid.UUID, ts *wallet.TSP, found *bool) read {
+	return read{query: `SELECT id, partner_id, name, created_at FROM tsps WHERE id = $1 AND partner_id = $2`,
+		args: []any{tspID, partnerID}, scan: single(found, func(r scanner) error {
+			var created int64
+			if err := r.Scan(&ts.ID, &ts.PartnerID, &ts.Name, &created); err != nil {
+				return err
+			}
+			ts.CreatedAt = fromMicros(created)
+			return nil
+		})}
+}
+
+// PaymentScope reads its five parts in one round trip where the engine pipelines.
+func (t *walletTx) PaymentScope(ctx context.Context, partnerID, walletID, tspID, token uuid.UUID, month int) (wallet.PaymentScope, error) {
+	sc := wallet.PaymentScope{Usage: map[wallet.OperationType]money.Amount{}}
+	err := t.q.query(ctx,
+		t.wallet(partnerID, walletID, true, &sc.Wallet),
+		t.paymentByToken(token, false, &sc.Paid, &sc.PaidFound),
+		t.tsp(partnerID, tspID, &sc.TSP, &sc.TSPFound),
+		t.overrides(walletID, &sc.Overrides),
+		t.monthUsage(walletID, month, sc.Usage))
+	return sc, notFound(err)
+}
+
 func (t *walletTx) InsertTSP(ctx context.Context, ts wallet.TSP) error {
-	if _, err := t.q.ExecContext(ctx,
+	if _, err := t.q.exec(ctx,
 		`INSERT INTO accounts (id, kind, balance, created_at) VALUES ($1, 'TSP', 0, $2)`,
 		ts.ID, micros(ts.CreatedAt)); err != nil {
 		return t.duplicate(err)
 	}
-	_, err := t.q.ExecContext(ctx, `INSERT INTO tsps (id, partner_id, name, created_at) VALUES ($1, $2, $3, $4)`,
+	_, err := t.q.exec(ctx, `INSERT INTO tsps (id, partner_id, name, created_at) VALUES ($1, $2, $3, $4)`,
 		ts.ID, ts.PartnerID, ts.Name, micros(ts.CreatedAt))
 	return t.duplicate(err)
 }

@@ -121,7 +121,7 @@ func (s WebhookStore) Replay(ctx context.Context, eventID uuid.UUID, now time.Ti
 		if err != nil {
 			return err
 		}
-		wt := &walletTx{q: tx, eng: &s.db.eng}
+		wt := &walletTx{q: sqlStmts{tx}, eng: &s.db.eng}
 		return wt.EnqueueJob(ctx, wallet.Job{ID: id, Kind: wallet.JobWebhook, Ref: eventID, RunAt: now, CreatedAt: now})
 	})
 }

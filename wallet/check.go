@@ -26,10 +26,15 @@ func (s *Service) loadLimits(ctx context.Context, tx Tx, w Wallet, month int) (l
 	if err != nil {
 		return limits{}, err
 	}
+	return s.limitsOf(w, o, used), nil
+}
+
+// limitsOf puts together the limits of a wallet with its settings and usage.
+func (s *Service) limitsOf(w Wallet, o Overrides, used map[OperationType]money.Amount) limits {
 	return limits{
 		eff: Effective(s.limits.Level(w.Identification), o), used: used,
 		resetsAt: s.nextMonth(s.now()), wallet: w,
-	}, nil
+	}
 }
 
 func limitExceeded(reason string, d LimitDetails) error {

@@ -55,7 +55,7 @@ func (s *Service) newOperation(ctx context.Context, partnerID, walletID uuid.UUI
 			op      Operation
 			created bool
 		)
-		err := s.store.Update(ctx, func(ctx context.Context, tx Tx) error {
+		err := s.update(ctx, func(ctx context.Context, tx Tx) error {
 			w, err := activeWallet(ctx, tx, partnerID, walletID)
 			if err != nil {
 				return err
@@ -81,13 +81,20 @@ func (s *Service) ledgerTx(opID uuid.UUID, kind string, postings []Posting) (Led
 	return LedgerTx{ID: id, OperationID: opID, Kind: kind, CreatedAt: s.now(), Postings: postings}, err
 }
 
-// post writes a ledger transaction, turning a refused guard into INSUFFICIENT_FUNDS.
+// post writes a ledger transaction.
 func (s *Service) post(ctx context.Context, tx Tx, opID uuid.UUID, kind string, postings []Posting) error {
 	lt, err := s.ledgerTx(opID, kind, postings)
 	if err != nil {
 		return err
 	}
-	err = tx.Post(ctx, lt)
+	return tx.Post(ctx, lt)
+}
+
+// update runs fn in a read-write transaction. The store's overdraft guard may
+// refuse a posting at the call or, when writes are deferred, at the commit:
+// either way the partner gets INSUFFICIENT_FUNDS.
+func (s *Service) update(ctx context.Context, fn func(ctx context.Context, tx Tx) error) error {
+	err := s.store.Update(ctx, fn)
 	if errors.Is(err, ErrInsufficientFunds) {
 		return FailField(CodeInsufficientFunds, "amount", "недостаточно средств")
 	}
@@ -204,7 +211,7 @@ func (s *Service) settleTopUp(ctx context.Context, qrcID string, confirm bool) (
 		op      Operation
 		settled bool
 	)
-	err := s.store.Update(ctx, func(ctx context.Context, tx Tx) error {
+	err := s.update(ctx, func(ctx context.Context, tx Tx) error {
 		settled = false
 		found, err := tx.OperationByQRC(ctx, qrcID)
 		if errors.Is(err, ErrNotFound) {
@@ -253,7 +260,7 @@ func (s *Service) ExpireTopUp(ctx context.Context, opID uuid.UUID) (time.Time, e
 		retry   time.Time
 		expired bool
 	)
-	err := s.store.Update(ctx, func(ctx context.Context, tx Tx) error {
+	err := s.update(ctx, func(ctx context.Context, tx Tx) error {
 		expired = false
 		op, _, err := lockedOperation(ctx, tx, opID)
 		if errors.Is(err, ErrNotFound) || (err == nil && op.Final()) {
@@ -324,41 +331,38 @@ func (s *Service) Pay(ctx context.Context, partnerID uuid.UUID, req PaymentReque
 
 func (s *Service) pay(ctx context.Context, partnerID, id uuid.UUID, req PaymentRequest) (Operation, error) {
 	var op Operation
-	err := s.store.Update(ctx, func(ctx context.Context, tx Tx) error {
-		w, err := activeWallet(ctx, tx, partnerID, req.WalletID)
+	err := s.update(ctx, func(ctx context.Context, tx Tx) error {
+		now := s.now()
+		month := s.monthOf(now)
+		sc, err := tx.PaymentScope(ctx, partnerID, req.WalletID, req.TSPID, req.Token, month)
+		if errors.Is(err, ErrNotFound) {
+			return Fail(CodeWalletNotFound)
+		}
 		if err != nil {
 			return err
 		}
-		prev, err := tx.PaymentByToken(ctx, req.Token, false)
+		w, prev, tsp := sc.Wallet, sc.Paid, sc.TSP
+		if w.Status != Active {
+			return Fail(CodeWalletClosed)
+		}
 		switch {
-		case err == nil && (prev.WalletID != w.ID || prev.Amount != req.Amount || prev.TSPID != req.TSPID):
+		case sc.PaidFound && (prev.WalletID != w.ID || prev.Amount != req.Amount || prev.TSPID != req.TSPID):
 			return tokenInvalid("токен уже использован для другой оплаты")
-		case err == nil:
+		case sc.PaidFound:
 			op = prev // the same payment again: its first answer, no money moves
 			return nil
-		case !errors.Is(err, ErrNotFound):
-			return err
 		}
 		expires, ok := s.checkPaymentToken(w.ID, req.Token)
 		if !ok {
 			return tokenInvalid("токен не найден или выдан для другого кошелька")
 		}
-		now := s.now()
 		if !now.Before(expires) {
 			return tokenInvalid("срок действия токена истёк")
 		}
-		tsp, err := tx.TSP(ctx, partnerID, req.TSPID)
-		if errors.Is(err, ErrNotFound) {
+		if !sc.TSPFound {
 			return FailField(CodeTSPNotFound, "tsp", "ТСП не найдено у партнёра")
 		}
-		if err != nil {
-			return err
-		}
-		month := s.monthOf(now)
-		l, err := s.loadLimits(ctx, tx, w, month)
-		if err != nil {
-			return err
-		}
+		l := s.limitsOf(w, sc.Overrides, sc.Usage)
 		if err := l.spend(Payment, req.Amount); err != nil {
 			return err
 		}
@@ -523,7 +527,7 @@ func (s *Service) ProcessPayout(ctx context.Context, opID uuid.UUID) (time.Time,
 
 func (s *Service) finishPayout(ctx context.Context, opID uuid.UUID, ok bool) error {
 	var done OperationStatus
-	err := s.store.Update(ctx, func(ctx context.Context, tx Tx) error {
+	err := s.update(ctx, func(ctx context.Context, tx Tx) error {
 		done = ""
 		op, _, err := lockedOperation(ctx, tx, opID)
 		if err != nil || op.Final() {

@@ -150,7 +150,7 @@ func (s *Service) Register(ctx context.Context, partnerID uuid.UUID, phone strin
 
 func (s *Service) register(ctx context.Context, partnerID uuid.UUID, phone string, level Identification) (Wallet, error) {
 	var w Wallet
-	err := s.store.Update(ctx, func(ctx context.Context, tx Tx) error {
+	err := s.update(ctx, func(ctx context.Context, tx Tx) error {
 		existing, err := tx.ActiveWalletByPhone(ctx, partnerID, phone)
 		if err == nil {
 			w = existing
@@ -212,7 +212,7 @@ func activeWallet(ctx context.Context, tx Tx, partnerID, walletID uuid.UUID) (Wa
 // Errors: WALLET_NOT_FOUND, WALLET_HAS_BALANCE.
 func (s *Service) Close(ctx context.Context, partnerID, walletID uuid.UUID) (Wallet, error) {
 	var w Wallet
-	err := s.store.Update(ctx, func(ctx context.Context, tx Tx) error {
+	err := s.update(ctx, func(ctx context.Context, tx Tx) error {
 		var err error
 		if w, err = wallet(ctx, tx, partnerID, walletID, true); err != nil || w.Status == Closed {
 			return err
@@ -240,7 +240,7 @@ func (s *Service) Identify(ctx context.Context, partnerID, walletID uuid.UUID, l
 		return Wallet{}, Invalid("isIdentified", "допустимые значения: 0, 1, 2")
 	}
 	var w Wallet
-	err := s.store.Update(ctx, func(ctx context.Context, tx Tx) error {
+	err := s.update(ctx, func(ctx context.Context, tx Tx) error {
 		var err error
 		if w, err = activeWallet(ctx, tx, partnerID, walletID); err != nil {
 			return err
@@ -291,7 +291,7 @@ func (s *Service) limitsView(ctx context.Context, tx Tx, w Wallet) (LimitsView, 
 // is saved. Errors: WALLET_NOT_FOUND, WALLET_CLOSED, VALIDATION_ERROR.
 func (s *Service) SetLimits(ctx context.Context, partnerID, walletID uuid.UUID, p LimitsPatch) (LimitsView, error) {
 	var view LimitsView
-	err := s.store.Update(ctx, func(ctx context.Context, tx Tx) error {
+	err := s.update(ctx, func(ctx context.Context, tx Tx) error {
 		w, err := activeWallet(ctx, tx, partnerID, walletID)
 		if err != nil {
 			return err
@@ -323,6 +323,6 @@ func (s *Service) CreateTSP(ctx context.Context, partnerID uuid.UUID, name strin
 		return TSP{}, err
 	}
 	t := TSP{ID: id, PartnerID: partnerID, Name: name, CreatedAt: s.now()}
-	err = s.store.Update(ctx, func(ctx context.Context, tx Tx) error { return tx.InsertTSP(ctx, t) })
+	err = s.update(ctx, func(ctx context.Context, tx Tx) error { return tx.InsertTSP(ctx, t) })
 	return t, err
 }

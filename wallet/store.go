@@ -20,6 +20,12 @@ type Store interface {
 
 // Tx is what the domain needs from one database transaction. Methods return
 // ErrNotFound or ErrDuplicate where noted; any other error is a storage failure.
+//
+// A store may defer writes that return nothing (InsertOperation, Post,
+// AddMonthUsage with a positive delta, InsertEvent, EnqueueJob) and send them
+// with its next read or with the commit, to save round trips: their errors,
+// ErrDuplicate and ErrInsufficientFunds included, can then come from a later
+// call or from Update itself, and the transaction is rolled back as a whole.
 type Tx interface {
 	// Wallet returns the partner's wallet; lock holds it (and its balance) until
 	// the transaction ends. ErrNotFound when the partner has no such wallet.
@@ -41,6 +47,12 @@ type Tx interface {
 	// MonthUsage returns what SUCCESS and PENDING operations of each type took in
 	// the month (yyyymm, Moscow time).
 	MonthUsage(ctx context.Context, walletID uuid.UUID, month int) (map[OperationType]money.Amount, error)
+
+	// PaymentScope reads what a payment decides on, at once: the partner's
+	// wallet (locked), the PAYMENT made with token, the partner's TSP, the
+	// wallet's limit settings and its usage in month. ErrNotFound when the
+	// partner has no such wallet.
+	PaymentScope(ctx context.Context, partnerID, walletID, tspID, token uuid.UUID, month int) (PaymentScope, error)
 
 	// TSP returns the partner's TSP, or ErrNotFound (also for another partner's TSP).
 	TSP(ctx context.Context, partnerID, tspID uuid.UUID) (TSP, error)
@@ -68,8 +80,8 @@ type Tx interface {
 	Report(ctx context.Context, walletID uuid.UUID, f ReportFilter) ([]Operation, int, error)
 
 	// Post writes a balanced ledger transaction. Postings on wallet accounts
-	// change their stored balance with a guarded update; ErrInsufficientFunds
-	// when one would go below zero (nothing is written then).
+	// change their stored balance under the schema's guard; ErrInsufficientFunds
+	// when one would go below zero (the transaction then writes nothing).
 	Post(ctx context.Context, tx LedgerTx) error
 	// AddPendingCredit changes a wallet's sum of pending top-ups by delta.
 	AddPendingCredit(ctx context.Context, walletID uuid.UUID, delta money.Amount) error
@@ -82,6 +94,17 @@ type Tx interface {
 	// EnqueueJob schedules background work; a job of the same kind and
 	// reference that already exists is rescheduled instead.
 	EnqueueJob(ctx context.Context, j Job) error
+}
+
+// PaymentScope is what a payment decides on (Tx.PaymentScope).
+type PaymentScope struct {
+	Wallet    Wallet
+	Paid      Operation // the PAYMENT already made with the token, when PaidFound
+	PaidFound bool
+	TSP       TSP // the partner's TSP, when TSPFound
+	TSPFound  bool
+	Overrides Overrides
+	Usage     map[OperationType]money.Amount
 }
 
 // ErrInsufficientFunds is returned by Tx.Post when a wallet balance would go negative.

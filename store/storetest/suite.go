@@ -810,6 +810,133 @@ func runTransactions(t *testing.T, open func(t *testing.T) *store.DB) {
 		sameOverrides(t, readOverrides(t, db, w.ID), wallet.Overrides{})
 	})
 
+	// Writes a store may defer (see wallet.Tx) report their failure at the
+	// latest from Update, and nothing of the transaction stays: not the
+	// writes before them, not the ones after.
+	t.Run("RefusedPostingRollsBackAll", func(t *testing.T) {
+		t.Parallel()
+		db := open(t)
+		p, _ := newPartner(t, db)
+		w := newWallet(t, p.ID, "9001234567")
+		op := newPayment(w, uuid.New())
+		err := db.Update(ctx, func(ctx context.Context, tx wallet.Tx) error {
+			if err := tx.InsertWallet(ctx, w); err != nil {
+				return err
+			}
+			if err := tx.InsertOperation(ctx, op); err != nil {
+				return err
+			}
+			// The wallet holds 0.00: taking 0.01 would overdraw it.
+			if err := tx.Post(ctx, payment(op, 1)); err != nil {
+				return err
+			}
+			return tx.AddMonthUsage(ctx, w.ID, op.Month, wallet.Payment, 1)
+		})
+		mustIs(t, err, wallet.ErrInsufficientFunds, "Update with an overdraft")
+		_, err = readWallet(db, p.ID, w.ID)
+		mustIs(t, err, wallet.ErrNotFound, "Wallet after a refused posting")
+		// The connection went back clean: every later transaction works.
+		for range 5 {
+			mustNil(t, db.View(ctx, func(ctx context.Context, tx wallet.Tx) error {
+				_, err := tx.Wallet(ctx, p.ID, w.ID, false)
+				if !errors.Is(err, wallet.ErrNotFound) {
+					return fmt.Errorf("Wallet = %w, want ErrNotFound", err)
+				}
+				return nil
+			}), "View after a refused posting")
+		}
+		mustInsertWallet(t, db, w)
+		mustNil(t, db.Update(ctx, func(ctx context.Context, tx wallet.Tx) error { return tx.InsertOperation(ctx, op) }),
+			"InsertOperation after the rollback")
+	})
+
+	t.Run("DuplicateOperationRollsBackAll", func(t *testing.T) {
+		t.Parallel()
+		db := open(t)
+		p, _ := newPartner(t, db)
+		w := newWallet(t, p.ID, "9001234567")
+		mustInsertWallet(t, db, w)
+		token := uuid.New()
+		mustNil(t, db.Update(ctx, func(ctx context.Context, tx wallet.Tx) error {
+			return tx.InsertOperation(ctx, newPayment(w, token))
+		}), "first payment")
+		second := newPayment(w, token) // another PAYMENT with the same token
+		err := db.Update(ctx, func(ctx context.Context, tx wallet.Tx) error {
+			if err := tx.SaveOverrides(ctx, w.ID, wallet.Overrides{Balance: wallet.Some(1)}); err != nil {
+				return err
+			}
+			if err := tx.InsertOperation(ctx, second); err != nil {
+				return err
+			}
+			return tx.AddMonthUsage(ctx, w.ID, second.Month, wallet.Payment, 5)
+		})
+		mustIs(t, err, wallet.ErrDuplicate, "second payment with the token")
+		sameOverrides(t, readOverrides(t, db, w.ID), wallet.Overrides{})
+		usage := readUsage(t, db, w.ID, second.Month)
+		if len(usage) != 0 {
+			t.Fatalf("month usage after a refused transaction = %v, want none", usage)
+		}
+	})
+
+	t.Run("PaymentScope", func(t *testing.T) {
+		t.Parallel()
+		db := open(t)
+		p, _ := newPartner(t, db)
+		other, _ := newPartner(t, db)
+		w := newWallet(t, p.ID, "9001234567")
+		mustInsertWallet(t, db, w)
+		tsp := wallet.TSP{ID: uuid.New(), PartnerID: p.ID, Name: "Кофейня", CreatedAt: when}
+		foreign := wallet.TSP{ID: uuid.New(), PartnerID: other.ID, Name: "Чужая", CreatedAt: when}
+		token := uuid.New()
+		paid := newPayment(w, token)
+		paid.TSPID = tsp.ID
+		limits := wallet.Overrides{Payment: wallet.TypeOverride{OneTime: wallet.Some(500)}}
+		mustNil(t, db.Update(ctx, func(ctx context.Context, tx wallet.Tx) error {
+			for _, ts := range []wallet.TSP{tsp, foreign} {
+				if err := tx.InsertTSP(ctx, ts); err != nil {
+					return err
+				}
+			}
+			if err := tx.SaveOverrides(ctx, w.ID, limits); err != nil {
+				return err
+			}
+			if err := tx.InsertOperation(ctx, paid); err != nil {
+				return err
+			}
+			return tx.AddMonthUsage(ctx, w.ID, paid.Month, wallet.Payment, 300)
+		}), "setup")
+
+		scope := func(partnerID, tspID, token uuid.UUID, month int) (wallet.PaymentScope, error) {
+			var sc wallet.PaymentScope
+			err := db.Update(ctx, func(ctx context.Context, tx wallet.Tx) error {
+				var err error
+				sc, err = tx.PaymentScope(ctx, partnerID, w.ID, tspID, token, month)
+				return err
+			})
+			return sc, err
+		}
+		sc, err := scope(p.ID, tsp.ID, token, paid.Month)
+		mustNil(t, err, "PaymentScope")
+		sameWallet(t, sc.Wallet, w)
+		if !sc.PaidFound || sc.Paid.ID != paid.ID || !sc.TSPFound || sc.TSP.ID != tsp.ID || sc.TSP.Name != tsp.Name {
+			t.Fatalf("PaymentScope found paid=%v (%s) tsp=%v (%s), want the payment %s and TSP %s",
+				sc.PaidFound, sc.Paid.ID, sc.TSPFound, sc.TSP.ID, paid.ID, tsp.ID)
+		}
+		sameOverrides(t, sc.Overrides, limits)
+		if got := sc.Usage[wallet.Payment]; got != 300 || len(sc.Usage) != 1 {
+			t.Fatalf("PaymentScope usage = %v, want PAYMENT 3.00 only", sc.Usage)
+		}
+
+		sc, err = scope(p.ID, foreign.ID, uuid.New(), paid.Month+1)
+		mustNil(t, err, "PaymentScope with a fresh token and another partner's TSP")
+		if sc.PaidFound || sc.TSPFound || len(sc.Usage) != 0 {
+			t.Fatalf("PaymentScope found paid=%v tsp=%v usage=%v, want nothing", sc.PaidFound, sc.TSPFound, sc.Usage)
+		}
+
+		_, err = scope(other.ID, foreign.ID, token, paid.Month)
+		mustIs(t, err, wallet.ErrNotFound, "PaymentScope of another partner's wallet")
+	})
+
 	t.Run("ViewIsReadOnly", func(t *testing.T) {
 		t.Parallel()
 		db := open(t)
@@ -1098,4 +1225,31 @@ func runService(t *testing.T, open func(t *testing.T) *store.DB) {
 			Payment: wallet.TypeOverride{Month: wallet.Some(0), Enabled: boolPtr(false)},
 		})
 	})
+}
+
+// newPayment returns a SUCCESS payment of 0.01 from w, not yet stored.
+func newPayment(w wallet.Wallet, token uuid.UUID) wallet.Operation {
+	return wallet.Operation{
+		ID: uuid.New(), WalletID: w.ID, PartnerID: w.PartnerID, Type: wallet.Payment, Status: wallet.Success,
+		Amount: 1, Token: token, Description: "Оплата", Month: 202611, CreatedAt: when, FinishedAt: when,
+	}
+}
+
+// payment is the ledger transaction of op, taking amount from its wallet.
+func payment(op wallet.Operation, amount money.Amount) wallet.LedgerTx {
+	return wallet.LedgerTx{ID: uuid.New(), OperationID: op.ID, Kind: wallet.TxPayment, CreatedAt: when, Postings: []wallet.Posting{
+		{Account: op.WalletID, Kind: wallet.WalletAccount, Amount: -amount},
+		{Account: wallet.SBPOutbound, Kind: wallet.OpenAccount, Amount: amount},
+	}}
+}
+
+func readUsage(t *testing.T, db *store.DB, walletID uuid.UUID, month int) map[wallet.OperationType]money.Amount {
+	t.Helper()
+	var used map[wallet.OperationType]money.Amount
+	mustNil(t, db.View(context.Background(), func(ctx context.Context, tx wallet.Tx) error {
+		var err error
+		used, err = tx.MonthUsage(ctx, walletID, month)
+		return err
+	}), "MonthUsage")
+	return used
 }

@@ -1,0 +1,121 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+)
+
+// stmts runs the statements of one wallet transaction. Two kinds stand behind
+// it: sqlStmts sends each statement as it comes (SQLite runs in-process, there
+// is no round trip to save), and pipeline holds back writes that nothing reads
+// before the commit and sends them with the next read or with COMMIT
+// (PostgreSQL, where round trips were most of a payment's cost).
+type stmts interface {
+	// exec runs a write now and returns how many rows it changed.
+	exec(ctx context.Context, query string, args ...any) (int64, error)
+	// execLater runs a write whose outcome nothing reads before the commit: at
+	// once or queued. mapErr (nil: none) turns its error into the domain's; a
+	// queued write's error is returned by a later call or by the commit, and
+	// fails the transaction as a whole.
+	execLater(ctx context.Context, mapErr func(error) error, query string, args ...any) error
+	// query runs reads (together, where the engine can) and hands each its rows.
+	query(ctx context.Context, reads ...read) error
+}
+
+// read is a query and what to do with its rows.
+type read struct {
+	query string
+	args  []any
+	scan  func(rows) error
+}
+
+// one scans a query's first row with scan; sql.ErrNoRows when there is none.
+func one(scan func(scanner) error) func(rows) error {
+	return func(r rows) error {
+		if !r.Next() {
+			if err := r.Err(); err != nil {
+				return err
+			}
+			return sql.ErrNoRows
+		}
+		return scan(r)
+	}
+}
+
+// single is one for a nil found; otherwise the row may be missing, and found
+// says whether it was there.
+func single(found *bool, scan func(scanner) error) func(rows) error {
+	if found == nil {
+		return one(scan)
+	}
+	return func(r rows) error {
+		if *found = r.Next(); !*found {
+			return nil
+		}
+		return scan(r)
+	}
+}
+
+// rows is what *sql.Rows and pgx.Rows both offer for reading a result.
+type rows interface {
+	Next() bool
+	Scan(dest ...any) error
+	Err() error
+}
+
+// sqlStmts runs statements on a database/sql transaction, one at a time.
+type sqlStmts struct{ q querier }
+
+func (s sqlStmts) exec(ctx context.Context, query string, args ...any) (int64, error) {
+	res, err := s.q.ExecContext(ctx, query, args...)
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}
+
+func (s sqlStmts) execLater(ctx context.Context, mapErr func(error) error, query string, args ...any) error {
+	_, err := s.q.ExecContext(ctx, query, args...)
+	if err != nil && mapErr != nil {
+		return mapErr(err)
+	}
+	return err
+}
+
+func (s sqlStmts) query(ctx context.Context, reads ...read) error {
+	for _, rd := range reads {
+		if err := s.one(ctx, rd); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s sqlStmts) one(ctx context.Context, rd read) error {
+	r, err := s.q.QueryContext(ctx, rd.query, rd.args...)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	if err := rd.scan(r); err != nil {
+		return err
+	}
+	return r.Err()
+}
+
+// row is a read of at most one row, run when it is scanned (like *sql.Row):
+// Scan answers sql.ErrNoRows when there is none.
+func row(ctx context.Context, s stmts, query string, args ...any) scanner {
+	return lazyRow{ctx: ctx, s: s, query: query, args: args}
+}
+
+type lazyRow struct {
+	ctx   context.Context //nolint:containedctx // the call's context, kept until Scan runs it
+	s     stmts
+	query string
+	args  []any
+}
+
+func (r lazyRow) Scan(dest ...any) error {
+	return r.s.query(r.ctx, read{query: r.query, args: r.args, scan: one(func(s scanner) error { return s.Scan(dest...) })})
+}
