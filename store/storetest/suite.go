@@ -840,7 +840,7 @@ func runTransactions(t *testing.T, open func(t *testing.T) *store.DB) {
 			mustNil(t, db.View(ctx, func(ctx context.Context, tx wallet.Tx) error {
 				_, err := tx.Wallet(ctx, p.ID, w.ID, false)
 				if !errors.Is(err, wallet.ErrNotFound) {
-					return fmt.Errorf("Wallet = %w, want ErrNotFound", err)
+					return fmt.Errorf("read of the rolled-back wallet = %w, want ErrNotFound", err)
 				}
 				return nil
 			}), "View after a refused posting")
