@@ -213,7 +213,15 @@ func (t *walletTx) EnqueueJob(ctx context.Context, j wallet.Job) error {
 		j.ID, j.Kind, j.Ref, micros(j.RunAt), micros(j.CreatedAt))
 }
 
-func (t *walletTx) InsertEvent(ctx context.Context, e wallet.Event) error {
-	return t.q.execLater(ctx, nil, `INSERT INTO webhook_events (id, partner_id, type, wallet_id, operation_id, created_at)
-		VALUES ($1, $2, $3, $4, $5, $6)`, e.ID, e.PartnerID, e.Type, e.WalletID, nullUUID(e.OperationID), micros(e.CreatedAt))
+// InsertEvent decides in SQL whether the partner takes webhooks, so the
+// decision costs no round trip and both statements can wait for the commit.
+func (t *walletTx) InsertEvent(ctx context.Context, e wallet.Event, delivery wallet.Job) error {
+	if err := t.q.execLater(ctx, nil, `INSERT INTO webhook_events (id, partner_id, type, wallet_id, operation_id, created_at)
+		SELECT $1, $2, $3, $4, $5, $6 FROM partners WHERE id = $2 AND webhook_url <> ''`,
+		e.ID, e.PartnerID, e.Type, e.WalletID, nullUUID(e.OperationID), micros(e.CreatedAt)); err != nil {
+		return err
+	}
+	return t.q.execLater(ctx, nil, `INSERT INTO jobs (id, kind, ref_id, run_at, created_at)
+		SELECT $1, $2, $3, $4, $5 FROM webhook_events WHERE id = $3`,
+		delivery.ID, delivery.Kind, delivery.Ref, micros(delivery.RunAt), micros(delivery.CreatedAt))
 }

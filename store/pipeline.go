@@ -21,11 +21,16 @@ import (
 // race) may wait: PostgreSQL skips the rest of a batch after an error, so a
 // COMMIT queued behind a failed write never runs. A write whose outcome must
 // be checked by the caller (rows changed) goes through exec, at once.
+//
+// A read-only transaction makes each of its round trips a transaction of its
+// own, BEGIN READ ONLY and COMMIT around the reads: at READ COMMITTED every
+// statement reads its own snapshot anyway, and so a read costs one round trip.
 type pipeline struct {
-	conn    *pgx.Conn
-	begin   string // the BEGIN statement, until it is sent
-	sent    bool   // BEGIN has been sent: ROLLBACK or COMMIT must end the transaction
-	pending []queuedWrite
+	conn     *pgx.Conn
+	readOnly bool
+	begin    string // the BEGIN statement, until it is sent
+	sent     bool   // BEGIN has been sent: ROLLBACK or COMMIT must end the transaction
+	pending  []queuedWrite
 }
 
 type queuedWrite struct {
@@ -80,6 +85,10 @@ type batchItem struct {
 // roundTrip sends BEGIN (if not sent yet), the waiting writes and items in one
 // batch, and reads their results.
 func (p *pipeline) roundTrip(ctx context.Context, items ...batchItem) error {
+	if p.readOnly {
+		p.begin = "BEGIN READ ONLY"
+		items = append(items, commitItem())
+	}
 	b := &pgx.Batch{}
 	beginning := p.begin != ""
 	if beginning {
@@ -95,8 +104,11 @@ func (p *pipeline) roundTrip(ctx context.Context, items ...batchItem) error {
 		b.Queue(it.query, pgArgs(it.args)...)
 	}
 	br := p.conn.SendBatch(ctx, b)
-	err := p.results(br, beginning, writes, items)
-	return errors.Join(err, br.Close())
+	err := errors.Join(p.results(br, beginning, writes, items), br.Close())
+	if err == nil && p.readOnly {
+		p.sent = false // committed
+	}
+	return err
 }
 
 func (p *pipeline) results(br pgx.BatchResults, beginning bool, writes []queuedWrite, items []batchItem) error {
@@ -123,17 +135,24 @@ func (p *pipeline) results(br pgx.BatchResults, beginning bool, writes []queuedW
 
 // commit sends the waiting writes and COMMIT together.
 func (p *pipeline) commit(ctx context.Context) error {
-	if !p.sent && len(p.pending) == 0 {
-		return nil // nothing was sent: there is no transaction to end
+	if len(p.pending) == 0 && (!p.sent || p.readOnly) {
+		return nil // no transaction is open, or its round trips committed it
 	}
-	return p.roundTrip(ctx, batchItem{query: "COMMIT", result: func(br pgx.BatchResults) error {
+	if p.readOnly {
+		return p.roundTrip(ctx) // the writes fail, as they must
+	}
+	return p.roundTrip(ctx, commitItem())
+}
+
+func commitItem() batchItem {
+	return batchItem{query: "COMMIT", result: func(br pgx.BatchResults) error {
 		tag, err := br.Exec()
 		if err == nil && tag.String() != "COMMIT" {
 			// PostgreSQL answers COMMIT of a failed transaction with ROLLBACK.
 			err = fmt.Errorf("store: transaction rolled back at commit (%s)", tag)
 		}
 		return err
-	}})
+	}}
 }
 
 // rollback ends a transaction that was begun; the connection is closed when
@@ -162,10 +181,7 @@ func (db *DB) pipelined(ctx context.Context, readOnly bool, fn func(context.Cont
 		if !ok {
 			return fmt.Errorf("store: pipelined transaction on a %T connection", dc)
 		}
-		p := &pipeline{conn: sc.Conn(), begin: "BEGIN"}
-		if readOnly {
-			p.begin = "BEGIN READ ONLY"
-		}
+		p := &pipeline{conn: sc.Conn(), begin: "BEGIN", readOnly: readOnly}
 		err := fn(ctx, p)
 		if err == nil {
 			err = p.commit(ctx)

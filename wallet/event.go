@@ -34,17 +34,21 @@ const (
 // JobWebhook delivers one event.
 const JobWebhook = "webhook"
 
-// emit records an event and schedules its delivery, inside the caller's transaction.
+// emit records an event and schedules its delivery, inside the caller's
+// transaction, when the partner takes webhooks.
 func (s *Service) emit(ctx context.Context, tx Tx, typ string, partnerID, walletID, opID uuid.UUID) error {
 	id, err := s.newID()
 	if err != nil {
 		return err
 	}
-	now := s.now()
-	if err := tx.InsertEvent(ctx, Event{ID: id, PartnerID: partnerID, Type: typ, WalletID: walletID, OperationID: opID, CreatedAt: now}); err != nil {
+	jobID, err := s.newID()
+	if err != nil {
 		return err
 	}
-	return s.enqueue(ctx, tx, JobWebhook, id, now)
+	now := s.now()
+	return tx.InsertEvent(ctx,
+		Event{ID: id, PartnerID: partnerID, Type: typ, WalletID: walletID, OperationID: opID, CreatedAt: now},
+		Job{ID: jobID, Kind: JobWebhook, Ref: id, RunAt: now, CreatedAt: now})
 }
 
 // emitOp records the event of an operation's outcome.

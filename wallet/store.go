@@ -88,8 +88,11 @@ type Tx interface {
 	// AddMonthUsage changes a wallet's monthly usage of a type by delta.
 	AddMonthUsage(ctx context.Context, walletID uuid.UUID, month int, t OperationType, delta money.Amount) error
 
-	// InsertEvent writes a partner notification to the outbox.
-	InsertEvent(ctx context.Context, e Event) error
+	// InsertEvent writes a partner notification to the outbox with the job
+	// that delivers it, if the partner has a webhook URL; for a partner without
+	// one it writes nothing (only partners with a URL get callbacks, PROTOCOL.md
+	// section 8, and the outbox is not the place to keep events nobody takes).
+	InsertEvent(ctx context.Context, e Event, delivery Job) error
 
 	// EnqueueJob schedules background work; a job of the same kind and
 	// reference that already exists is rescheduled instead.

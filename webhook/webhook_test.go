@@ -250,22 +250,36 @@ func TestFailingReceiverGetsTheEventLater(t *testing.T) {
 	})
 }
 
-func TestNoURLSkips(t *testing.T) {
+func TestNoURL(t *testing.T) {
 	t.Parallel()
 	e := storetest.Engines()[0]
 	ctx := context.Background()
 	f := newFixture(t, e, 0)
+	w := ok[wallet.Wallet](t)(f.svc.Register(ctx, f.creds.PartnerID, "9001234567", wallet.Elementary))
+
+	// An outcome while the partner has a URL is kept; when the URL is gone by
+	// the time of delivery, the event is SKIPPED, not sent.
+	op := ok[wallet.Operation](t)(f.svc.Refill(ctx, f.creds.PartnerID, w.ID, 1000, ""))
+	ok[wallet.Operation](t)(f.svc.DeclineTopUp(ctx, op.QRCID))
 	if err := f.db.WebhookStore().SetTarget(ctx, f.creds.PartnerID, webhook.Target{}); err != nil {
 		t.Fatal(err)
 	}
-	w := ok[wallet.Wallet](t)(f.svc.Register(ctx, f.creds.PartnerID, "9001234567", wallet.Elementary))
-	op := ok[wallet.Operation](t)(f.svc.Refill(ctx, f.creds.PartnerID, w.ID, 1000, ""))
-	ok[wallet.Operation](t)(f.svc.DeclineTopUp(ctx, op.QRCID))
 	if _, err := f.runner.RunOnce(ctx); err != nil {
 		t.Fatal(err)
 	}
 	recs := ok[[]webhook.Record](t)(f.db.WebhookStore().List(ctx, f.creds.PartnerID, 10))
 	if len(recs) != 1 || recs[0].Status != webhook.Skipped || len(f.recv.deliveries()) != 0 {
 		t.Fatalf("records = %+v, deliveries %d", recs, len(f.recv.deliveries()))
+	}
+
+	// Outcomes while the partner has no URL make no event at all.
+	op = ok[wallet.Operation](t)(f.svc.Refill(ctx, f.creds.PartnerID, w.ID, 1000, ""))
+	ok[wallet.Operation](t)(f.svc.DeclineTopUp(ctx, op.QRCID))
+	if _, err := f.runner.RunOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	recs = ok[[]webhook.Record](t)(f.db.WebhookStore().List(ctx, f.creds.PartnerID, 10))
+	if len(recs) != 1 || len(f.recv.deliveries()) != 0 {
+		t.Fatalf("after outcomes without a URL: records = %+v, deliveries %d", recs, len(f.recv.deliveries()))
 	}
 }
