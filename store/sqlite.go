@@ -22,6 +22,10 @@ func openSQLite(path string, opts Options) (*DB, error) {
 		"foreign_keys(1)",
 		// FULL: a commit is on disk before the partner hears "success".
 		"synchronous(FULL)",
+		// The committer's per-request savepoints journal the pages they change;
+		// in a temporary file that was a sixth of the writer's time in payment
+		// profiles. The sub-journal only serves ROLLBACK TO: memory loses nothing.
+		"temp_store(MEMORY)",
 	} {
 		pragmas.Add("_pragma", p)
 	}
