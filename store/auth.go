@@ -116,7 +116,7 @@ func (s authStore) Grant(ctx context.Context, hash []byte) (auth.Grant, error) {
 		created, expires int64
 		used, revoked    sql.NullInt64
 	)
-	err := s.db.read.QueryRowContext(ctx, `SELECT t.hash, t.kind, t.client_id, t.partner_id, t.family_id,
+	err := s.db.readRow(ctx, `SELECT t.hash, t.kind, t.client_id, t.partner_id, t.family_id,
 		t.created_at, t.expires_at, t.used_at, t.revoked_at, c.status, p.status
 		FROM oauth_tokens t JOIN oauth_clients c ON c.id = t.client_id JOIN partners p ON p.id = t.partner_id
 		WHERE t.hash = $1`, hash).Scan(&g.Hash, &g.Kind, &g.ClientID, &g.PartnerID, &g.FamilyID,

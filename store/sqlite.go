@@ -53,9 +53,8 @@ func openSQLite(path string, opts Options) (*DB, error) {
 	read.SetConnMaxLifetime(0)
 	return &DB{
 		write: write, read: read, eng: sqliteEngine,
-		// Only the writer caches statements: it has a spare connection to
-		// prepare on, while every reader may be inside a transaction at once.
 		writeStmts: newStmtCache(write),
+		readStmts:  newStmtCache(read),
 		committer:  newCommitter(write),
 	}, nil
 }

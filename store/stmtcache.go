@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"sync"
+	"time"
 )
 
 // stmtCache keeps prepared statements of one pool. SQLite parses every
@@ -19,6 +20,9 @@ type stmtCache struct {
 // optional filters, and anything beyond the fixed set of queries is run unprepared.
 const maxCachedStatements = 256
 
+// prepareWait bounds the wait for a connection to prepare a statement on.
+const prepareWait = 20 * time.Millisecond
+
 func newStmtCache(pool *sql.DB) *stmtCache {
 	return &stmtCache{pool: pool, m: map[string]*sql.Stmt{}}
 }
@@ -32,7 +36,12 @@ func (c *stmtCache) get(ctx context.Context, query string) *sql.Stmt {
 	if len(c.m) >= maxCachedStatements {
 		return nil
 	}
-	st, err := c.pool.PrepareContext(ctx, query) //nolint:sqlclosecheck // cached; closed by close()
+	// Preparing takes a connection of the pool. A caller inside a transaction
+	// holds one already, and when every other is held the same way, waiting
+	// would never end: after a moment the query runs unprepared this time.
+	pctx, cancel := context.WithTimeout(ctx, prepareWait)
+	defer cancel()
+	st, err := c.pool.PrepareContext(pctx, query) //nolint:sqlclosecheck // cached; closed by close()
 	if err != nil {
 		return nil // the query runs unprepared and reports its own error
 	}
@@ -47,6 +56,14 @@ func (c *stmtCache) close() {
 		_ = st.Close()
 		delete(c.m, q)
 	}
+}
+
+// queryRow runs a one-row read on the pool itself, prepared where it can.
+func (c *stmtCache) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
+	if st := c.get(ctx, query); st != nil { //nolint:sqlclosecheck // cached; closed by close()
+		return st.QueryRowContext(ctx, args...)
+	}
+	return c.pool.QueryRowContext(ctx, query, args...)
 }
 
 // cachedTx runs a transaction's statements through the cache.

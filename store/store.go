@@ -22,8 +22,9 @@ type DB struct {
 	write *sql.DB // SQLite: a single connection, the only writer
 	read  *sql.DB // SQLite: a pool of read-only connections; PostgreSQL: same as write
 	eng   engine
-	// Prepared statements of the writer (SQLite only; nil on PostgreSQL).
-	writeStmts *stmtCache
+	// Prepared statements of the writer and the readers (SQLite only; nil on
+	// PostgreSQL, where pgx caches statements itself).
+	writeStmts, readStmts *stmtCache
 	// committer runs SQLite's write transactions, batched (nil on PostgreSQL).
 	committer *committer
 }
@@ -71,6 +72,7 @@ func (db *DB) Close() error {
 	}
 	if db.writeStmts != nil {
 		db.writeStmts.close()
+		db.readStmts.close()
 	}
 	err := db.write.Close()
 	if db.read != db.write {
@@ -148,7 +150,7 @@ func (db *DB) walletTx(ctx context.Context, readOnly bool, fn func(context.Conte
 	}
 	if readOnly {
 		return db.inTx(ctx, db.read, &sql.TxOptions{ReadOnly: true}, func(ctx context.Context, tx *sql.Tx) error {
-			return fn(ctx, &walletTx{q: sqlStmts{tx}, eng: &db.eng})
+			return fn(ctx, &walletTx{q: sqlStmts{db.querier(tx, db.readStmts)}, eng: &db.eng})
 		})
 	}
 	return db.inTx(ctx, db.write, nil, func(ctx context.Context, tx *sql.Tx) error {
@@ -170,6 +172,14 @@ func (db *DB) exec(ctx context.Context, query string, args ...any) (sql.Result, 
 		return err
 	})
 	return res, err
+}
+
+// readRow runs a one-row read outside a transaction, prepared where the engine benefits.
+func (db *DB) readRow(ctx context.Context, query string, args ...any) *sql.Row {
+	if db.readStmts != nil {
+		return db.readStmts.queryRow(ctx, query, args...)
+	}
+	return db.read.QueryRowContext(ctx, query, args...)
 }
 
 // querier runs tx's statements prepared where the engine benefits.

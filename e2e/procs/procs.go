@@ -18,6 +18,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -129,10 +130,16 @@ func (p Partner) Credentials() client.Credentials {
 	return client.Credentials{PartnerID: p.PartnerID, ClientID: p.ClientID, ClientSecret: p.ClientSecret}
 }
 
-// CreatePartner runs `walletd partner create`.
+// CreatePartner runs `walletd partner create`. The partner takes webhooks, at
+// a receiver of the test's that accepts every delivery, so every outcome
+// leaves its event in the outbox for the tests to count.
 func CreatePartner(t testing.TB, dsn, name string) Partner {
 	t.Helper()
-	out, err := Command(t, dsn, "partner", "create", "--name", name)
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	t.Cleanup(hook.Close)
+	out, err := Command(t, dsn, "partner", "create", "--name", name, "--webhook-url", hook.URL)
 	if err != nil {
 		t.Fatal(err)
 	}
