@@ -29,7 +29,9 @@ func openSQLite(path string, opts Options) (*DB, error) {
 	} {
 		pragmas.Add("_pragma", p)
 	}
-	writeQ := url.Values{"_pragma": pragmas["_pragma"], "_txlock": {"immediate"}}
+	// The writer leaves checkpoints to the checkpointer.
+	writeQ := url.Values{"_pragma": append(pragmas["_pragma"][:len(pragmas["_pragma"]):len(pragmas["_pragma"])], "wal_autocheckpoint(0)"),
+		"_txlock": {"immediate"}}
 	write, err := sql.Open("sqlite", path+"?"+writeQ.Encode())
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
@@ -56,5 +58,6 @@ func openSQLite(path string, opts Options) (*DB, error) {
 		writeStmts: newStmtCache(write),
 		readStmts:  newStmtCache(read),
 		committer:  newCommitter(write),
+		checkpoint: newCheckpointer(write),
 	}, nil
 }

@@ -27,6 +27,8 @@ type DB struct {
 	writeStmts, readStmts *stmtCache
 	// committer runs SQLite's write transactions, batched (nil on PostgreSQL).
 	committer *committer
+	// checkpoint keeps SQLite's write-ahead log short (nil on PostgreSQL).
+	checkpoint *checkpointer
 }
 
 // Options tune Open.
@@ -69,6 +71,7 @@ func (db *DB) Engine() string { return db.eng.name }
 func (db *DB) Close() error {
 	if db.committer != nil {
 		db.committer.close()
+		db.checkpoint.close()
 	}
 	if db.writeStmts != nil {
 		db.writeStmts.close()
