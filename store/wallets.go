@@ -248,16 +248,76 @@ func (t *walletTx) tsp(partnerID, tspID uuid.UUID, ts *wallet.TSP, found *bool) 
 		})}
 }
 
-// PaymentScope reads its five parts in one round trip where the engine pipelines.
+// PaymentScope reads in three statements where five were, and on PostgreSQL
+// in one round trip: statements, not only round trips, cost (executor start-up
+// showed as a tenth of the server's time). The wallet is locked by a statement
+// of its own, and what it decides on is read by the next: at READ COMMITTED a
+// statement reads what was committed when it began, and only the statement
+// after the lock is sure to see the usage of the payment that held it before.
 func (t *walletTx) PaymentScope(ctx context.Context, partnerID, walletID, tspID, token uuid.UUID, month int) (wallet.PaymentScope, error) {
 	sc := wallet.PaymentScope{Usage: map[wallet.OperationType]money.Amount{}}
+	settings := read{query: `SELECT l.balance_limit, l.credit_one_time, l.credit_month, l.credit_enabled,
+		l.payment_one_time, l.payment_month, l.payment_enabled,
+		l.debit_one_time, l.debit_month, l.debit_enabled,
+		ts.id, ts.name, ts.created_at,` + usageColumns + `
+		FROM (SELECT 1 AS one) AS scope
+		LEFT JOIN wallet_limits l ON l.wallet_id = $1
+		LEFT JOIN tsps ts ON ts.id = $2 AND ts.partner_id = $3`,
+		args: []any{walletID, tspID, partnerID, month},
+		scan: one(func(r scanner) error { return scanScope(r, &sc) }),
+	}
 	err := t.q.query(ctx,
 		t.wallet(partnerID, walletID, true, &sc.Wallet),
-		t.paymentByToken(token, false, &sc.Paid, &sc.PaidFound),
-		t.tsp(partnerID, tspID, &sc.TSP, &sc.TSPFound),
-		t.overrides(walletID, &sc.Overrides),
-		t.monthUsage(walletID, month, sc.Usage))
-	return sc, notFound(err)
+		settings,
+		t.paymentByToken(token, false, &sc.Paid, &sc.PaidFound))
+	if err != nil {
+		return wallet.PaymentScope{}, notFound(err)
+	}
+	if sc.TSPFound {
+		sc.TSP.PartnerID = partnerID
+	}
+	return sc, nil
+}
+
+// usageColumns are a wallet's monthly usage ($1 the wallet, $4 the month), a
+// column for each of usageTypes, in order.
+const usageColumns = `
+		(SELECT amount FROM month_usage u WHERE u.wallet_id = $1 AND u.month = $4 AND u.operation_type = 'CREDIT'),
+		(SELECT amount FROM month_usage u WHERE u.wallet_id = $1 AND u.month = $4 AND u.operation_type = 'PAYMENT'),
+		(SELECT amount FROM month_usage u WHERE u.wallet_id = $1 AND u.month = $4 AND u.operation_type = 'DEBIT'),
+		(SELECT amount FROM month_usage u WHERE u.wallet_id = $1 AND u.month = $4 AND u.operation_type = 'REFUND')`
+
+var usageTypes = [...]wallet.OperationType{wallet.Credit, wallet.Payment, wallet.Debit, wallet.Refund}
+
+func scanScope(r scanner, sc *wallet.PaymentScope) error {
+	var (
+		bal        sql.NullInt64
+		c, p, d    limitColumns
+		tspID      uuid.NullUUID
+		tspName    sql.NullString
+		tspCreated sql.NullInt64
+		used       [len(usageTypes)]sql.NullInt64
+	)
+	dest := []any{&bal, &c.oneTime, &c.month, &c.enabled, &p.oneTime, &p.month, &p.enabled, &d.oneTime, &d.month, &d.enabled,
+		&tspID, &tspName, &tspCreated}
+	for i := range used {
+		dest = append(dest, &used[i])
+	}
+	if err := r.Scan(dest...); err != nil {
+		return err
+	}
+	// A wallet without settings reads as all NULL: the zero Overrides.
+	sc.Overrides.Balance = optional(bal)
+	sc.Overrides.Credit, sc.Overrides.Payment, sc.Overrides.Debit = c.override(), p.override(), d.override()
+	if sc.TSPFound = tspID.Valid; sc.TSPFound {
+		sc.TSP = wallet.TSP{ID: tspID.UUID, Name: tspName.String, CreatedAt: fromMicros(tspCreated.Int64)}
+	}
+	for i, u := range used {
+		if u.Valid {
+			sc.Usage[usageTypes[i]] = money.Amount(u.Int64)
+		}
+	}
+	return nil
 }
 
 func (t *walletTx) InsertTSP(ctx context.Context, ts wallet.TSP) error {
