@@ -7,7 +7,6 @@ import (
 	"errors"
 	"io"
 	"net"
-	"strings"
 	"syscall"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -36,15 +35,6 @@ var (
 		skipLocked: " FOR UPDATE SKIP LOCKED", pipelines: true,
 	}
 )
-
-// lockOf is forUpdate naming the tables whose rows it locks (a query with
-// outer joins must name them).
-func (e *engine) lockOf(tables ...string) string {
-	if e.forUpdate == "" {
-		return ""
-	}
-	return e.forUpdate + " OF " + strings.Join(tables, ", ")
-}
 
 // duplicate reports a unique-constraint violation, by code, never by message.
 func (e *engine) duplicate(err error) bool {
