@@ -216,6 +216,9 @@ func (t *walletTx) EnqueueJob(ctx context.Context, j wallet.Job) error {
 // InsertEvent decides in SQL whether the partner takes webhooks, so the
 // decision costs no round trip and both statements can wait for the commit.
 func (t *walletTx) InsertEvent(ctx context.Context, e wallet.Event, delivery wallet.Job) error {
+	if e.PartnerID == t.noHooks {
+		return nil // read in this transaction: the partner has no URL
+	}
 	if err := t.q.execLater(ctx, nil, `INSERT INTO webhook_events (id, partner_id, type, wallet_id, operation_id, created_at)
 		SELECT $1, $2, $3, $4, $5, $6 FROM partners WHERE id = $2 AND webhook_url <> ''`,
 		e.ID, e.PartnerID, e.Type, e.WalletID, nullUUID(e.OperationID), micros(e.CreatedAt)); err != nil {

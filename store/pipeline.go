@@ -22,9 +22,10 @@ import (
 // COMMIT queued behind a failed write never runs. A write whose outcome must
 // be checked by the caller (rows changed) goes through exec, at once.
 //
-// A read-only transaction makes each of its round trips a transaction of its
-// own, BEGIN READ ONLY and COMMIT around the reads: at READ COMMITTED every
-// statement reads its own snapshot anyway, and so a read costs one round trip.
+// A read-only pipeline sends its reads without BEGIN and COMMIT, each round
+// trip on its own: at READ COMMITTED every statement reads its own snapshot
+// anyway, so the transaction would guard nothing but writes, and those are
+// refused here before anything is sent. A read costs one statement, not three.
 type pipeline struct {
 	conn     *pgx.Conn
 	readOnly bool
@@ -41,7 +42,13 @@ type queuedWrite struct {
 
 var _ stmts = (*pipeline)(nil)
 
+// errReadOnly refuses a write in a read-only pipeline.
+var errReadOnly = errors.New("store: write in a read-only transaction")
+
 func (p *pipeline) exec(ctx context.Context, query string, args ...any) (int64, error) {
+	if p.readOnly {
+		return 0, errReadOnly
+	}
 	var n int64
 	err := p.roundTrip(ctx, batchItem{query: query, args: args, result: func(br pgx.BatchResults) error {
 		tag, err := br.Exec()
@@ -52,6 +59,9 @@ func (p *pipeline) exec(ctx context.Context, query string, args ...any) (int64, 
 }
 
 func (p *pipeline) execLater(_ context.Context, mapErr func(error) error, query string, args ...any) error {
+	if p.readOnly {
+		return errReadOnly
+	}
 	p.pending = append(p.pending, queuedWrite{query: query, args: args, mapErr: mapErr})
 	return nil
 }
@@ -85,10 +95,6 @@ type batchItem struct {
 // roundTrip sends BEGIN (if not sent yet), the waiting writes and items in one
 // batch, and reads their results.
 func (p *pipeline) roundTrip(ctx context.Context, items ...batchItem) error {
-	if p.readOnly {
-		p.begin = "BEGIN READ ONLY"
-		items = append(items, commitItem())
-	}
 	b := &pgx.Batch{}
 	beginning := p.begin != ""
 	if beginning {
@@ -104,11 +110,7 @@ func (p *pipeline) roundTrip(ctx context.Context, items ...batchItem) error {
 		b.Queue(it.query, pgArgs(it.args)...)
 	}
 	br := p.conn.SendBatch(ctx, b)
-	err := errors.Join(p.results(br, beginning, writes, items), br.Close())
-	if err == nil && p.readOnly {
-		p.sent = false // committed
-	}
-	return err
+	return errors.Join(p.results(br, beginning, writes, items), br.Close())
 }
 
 func (p *pipeline) results(br pgx.BatchResults, beginning bool, writes []queuedWrite, items []batchItem) error {
@@ -135,11 +137,8 @@ func (p *pipeline) results(br pgx.BatchResults, beginning bool, writes []queuedW
 
 // commit sends the waiting writes and COMMIT together.
 func (p *pipeline) commit(ctx context.Context) error {
-	if len(p.pending) == 0 && (!p.sent || p.readOnly) {
-		return nil // no transaction is open, or its round trips committed it
-	}
-	if p.readOnly {
-		return p.roundTrip(ctx) // the writes fail, as they must
+	if len(p.pending) == 0 && !p.sent {
+		return nil // nothing was sent: there is no transaction to end
 	}
 	return p.roundTrip(ctx, commitItem())
 }
@@ -181,7 +180,10 @@ func (db *DB) pipelined(ctx context.Context, readOnly bool, fn func(context.Cont
 		if !ok {
 			return fmt.Errorf("store: pipelined transaction on a %T connection", dc)
 		}
-		p := &pipeline{conn: sc.Conn(), begin: "BEGIN", readOnly: readOnly}
+		p := &pipeline{conn: sc.Conn(), readOnly: readOnly}
+		if !readOnly {
+			p.begin = "BEGIN"
+		}
 		err := fn(ctx, p)
 		if err == nil {
 			err = p.commit(ctx)

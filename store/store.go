@@ -138,7 +138,8 @@ func (db *DB) Update(ctx context.Context, fn func(context.Context, wallet.Tx) er
 	return db.walletTx(ctx, false, fn)
 }
 
-// View runs fn in a read-only transaction (wallet.Store).
+// View runs fn's reads (wallet.Store): in a read-only transaction on SQLite, each
+// round trip on its own on PostgreSQL (see pipeline).
 func (db *DB) View(ctx context.Context, fn func(context.Context, wallet.Tx) error) error {
 	return db.walletTx(ctx, true, fn)
 }

@@ -22,6 +22,9 @@ type querier interface {
 type walletTx struct {
 	q   stmts
 	eng *engine
+	// noHooks is a partner the transaction has read to have no webhook URL
+	// (PaymentScope): its events are not written, so InsertEvent need not ask.
+	noHooks uuid.UUID
 }
 
 var _ wallet.Tx = (*walletTx)(nil)
@@ -259,12 +262,19 @@ func (t *walletTx) PaymentScope(ctx context.Context, partnerID, walletID, tspID,
 	settings := read{query: `SELECT l.balance_limit, l.credit_one_time, l.credit_month, l.credit_enabled,
 		l.payment_one_time, l.payment_month, l.payment_enabled,
 		l.debit_one_time, l.debit_month, l.debit_enabled,
-		ts.id, ts.name, ts.created_at,` + usageColumns + `
+		ts.id, ts.name, ts.created_at,
+		(SELECT webhook_url <> '' FROM partners WHERE id = $3),` + usageColumns + `
 		FROM (SELECT 1 AS one) AS scope
 		LEFT JOIN wallet_limits l ON l.wallet_id = $1
 		LEFT JOIN tsps ts ON ts.id = $2 AND ts.partner_id = $3`,
 		args: []any{walletID, tspID, partnerID, month},
-		scan: one(func(r scanner) error { return scanScope(r, &sc) }),
+		scan: one(func(r scanner) error {
+			hooks, err := scanScope(r, &sc)
+			if err == nil && hooks.Valid && !hooks.Bool {
+				t.noHooks = partnerID
+			}
+			return err
+		}),
 	}
 	err := t.q.query(ctx,
 		t.wallet(partnerID, walletID, true, &sc.Wallet),
@@ -289,7 +299,7 @@ const usageColumns = `
 
 var usageTypes = [...]wallet.OperationType{wallet.Credit, wallet.Payment, wallet.Debit, wallet.Refund}
 
-func scanScope(r scanner, sc *wallet.PaymentScope) error {
+func scanScope(r scanner, sc *wallet.PaymentScope) (hooks sql.NullBool, err error) {
 	var (
 		bal        sql.NullInt64
 		c, p, d    limitColumns
@@ -299,12 +309,12 @@ func scanScope(r scanner, sc *wallet.PaymentScope) error {
 		used       [len(usageTypes)]sql.NullInt64
 	)
 	dest := []any{&bal, &c.oneTime, &c.month, &c.enabled, &p.oneTime, &p.month, &p.enabled, &d.oneTime, &d.month, &d.enabled,
-		&tspID, &tspName, &tspCreated}
+		&tspID, &tspName, &tspCreated, &hooks}
 	for i := range used {
 		dest = append(dest, &used[i])
 	}
 	if err := r.Scan(dest...); err != nil {
-		return err
+		return hooks, err
 	}
 	// A wallet without settings reads as all NULL: the zero Overrides.
 	sc.Overrides.Balance = optional(bal)
@@ -317,7 +327,7 @@ func scanScope(r scanner, sc *wallet.PaymentScope) error {
 			sc.Usage[usageTypes[i]] = money.Amount(u.Int64)
 		}
 	}
-	return nil
+	return hooks, nil
 }
 
 func (t *walletTx) InsertTSP(ctx context.Context, ts wallet.TSP) error {

@@ -14,7 +14,8 @@ import (
 type Store interface {
 	// Update runs fn in a read-write transaction and commits when fn returns nil.
 	Update(ctx context.Context, fn func(ctx context.Context, tx Tx) error) error
-	// View runs fn in a read-only transaction.
+	// View runs fn's reads; writes fail. Each read sees committed data, though
+	// two reads of one View may see different commits (as at READ COMMITTED).
 	View(ctx context.Context, fn func(ctx context.Context, tx Tx) error) error
 }
 
