@@ -17,6 +17,7 @@ import (
 	"github.com/perspektiva/walletd/money"
 	"github.com/perspektiva/walletd/store"
 	"github.com/perspektiva/walletd/wallet"
+	"github.com/perspektiva/walletd/webhook"
 )
 
 // Run is the storage conformance suite: every engine must pass it. open returns
@@ -935,6 +936,40 @@ func runTransactions(t *testing.T, open func(t *testing.T) *store.DB) {
 
 		_, err = scope(other.ID, foreign.ID, token, paid.Month)
 		mustIs(t, err, wallet.ErrNotFound, "PaymentScope of another partner's wallet")
+	})
+
+	// Only partners with a webhook URL get events, whether the transaction
+	// read the partner's scope first (a payment) or not.
+	t.Run("EventsOnlyForPartnersWithURL", func(t *testing.T) {
+		t.Parallel()
+		db := open(t)
+		with, _ := newPartner(t, db)
+		without, _ := newPartner(t, db)
+		mustNil(t, db.WebhookStore().SetTarget(ctx, without.ID, webhook.Target{}), "SetTarget")
+		for _, p := range []auth.Partner{with, without} {
+			w := newWallet(t, p.ID, "9001234567")
+			mustInsertWallet(t, db, w)
+			for _, scoped := range []bool{false, true} {
+				mustNil(t, db.Update(ctx, func(ctx context.Context, tx wallet.Tx) error {
+					if scoped {
+						if _, err := tx.PaymentScope(ctx, p.ID, w.ID, uuid.New(), uuid.New(), 202611); err != nil {
+							return err
+						}
+					}
+					id := uuid.New()
+					return tx.InsertEvent(ctx,
+						wallet.Event{ID: id, PartnerID: p.ID, Type: wallet.EventPaymentSucceeded, WalletID: w.ID, CreatedAt: when},
+						wallet.Job{ID: uuid.New(), Kind: wallet.JobWebhook, Ref: id, RunAt: when, CreatedAt: when})
+				}), "InsertEvent")
+			}
+		}
+		for p, want := range map[uuid.UUID]int{with.ID: 2, without.ID: 0} {
+			recs, err := db.WebhookStore().List(ctx, p, 10)
+			mustNil(t, err, "List")
+			if len(recs) != want {
+				t.Errorf("partner %s: %d events, want %d", p, len(recs), want)
+			}
+		}
 	})
 
 	t.Run("ViewIsReadOnly", func(t *testing.T) {
