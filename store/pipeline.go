@@ -201,12 +201,20 @@ func (db *DB) pipelined(ctx context.Context, readOnly bool, fn func(context.Cont
 
 // pgArgs passes UUIDs to pgx as the 16 bytes it encodes directly: through
 // uuid.UUID's driver.Valuer each one became a string and was parsed back, a
-// sixth of walletd's CPU in payment profiles.
+// sixth of walletd's CPU in payment profiles. The caller's slice is left as it
+// is (a query may reuse its arguments).
 func pgArgs(args []any) []any {
+	var out []any
 	for i, a := range args {
 		if id, ok := a.(uuid.UUID); ok {
-			args[i] = [16]byte(id)
+			if out == nil {
+				out = append([]any(nil), args...)
+			}
+			out[i] = [16]byte(id)
 		}
 	}
-	return args
+	if out == nil {
+		return args
+	}
+	return out
 }

@@ -972,6 +972,40 @@ func runTransactions(t *testing.T, open func(t *testing.T) *store.DB) {
 		}
 	})
 
+	// A request whose context ends mid-transaction leaves all of it or none
+	// (SQLite finishes queued work; PostgreSQL rolls back), and the
+	// connection it used serves the next transactions cleanly.
+	t.Run("CancelledTransactionIsAtomic", func(t *testing.T) {
+		t.Parallel()
+		db := open(t)
+		p, _ := newPartner(t, db)
+		w := newWallet(t, p.ID, "9001234567")
+		limits := wallet.Overrides{Balance: wallet.Some(100)}
+		cctx, cancel := context.WithCancel(ctx)
+		_ = db.Update(cctx, func(ctx context.Context, tx wallet.Tx) error {
+			if err := tx.InsertWallet(ctx, w); err != nil {
+				return err
+			}
+			cancel()
+			return tx.SaveOverrides(ctx, w.ID, limits)
+		})
+		_, err := readWallet(db, p.ID, w.ID)
+		stored := err == nil
+		if !stored {
+			mustIs(t, err, wallet.ErrNotFound, "Wallet after a cancelled transaction")
+		}
+		want := wallet.Overrides{}
+		if stored {
+			want = limits
+		}
+		for range 5 {
+			sameOverrides(t, readOverrides(t, db, w.ID), want)
+		}
+		if !stored {
+			mustInsertWallet(t, db, w)
+		}
+	})
+
 	t.Run("ViewIsReadOnly", func(t *testing.T) {
 		t.Parallel()
 		db := open(t)
