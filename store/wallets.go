@@ -263,8 +263,9 @@ func (t *walletTx) PaymentScope(ctx context.Context, partnerID, walletID, tspID,
 		l.payment_one_time, l.payment_month, l.payment_enabled,
 		l.debit_one_time, l.debit_month, l.debit_enabled,
 		ts.id, ts.name, ts.created_at,
-		(SELECT webhook_url <> '' FROM partners WHERE id = $3),` + usageColumns + `
-		FROM (SELECT 1 AS one) AS scope
+		(SELECT webhook_url <> '' FROM partners WHERE id = $3),
+		u.credit, u.payment, u.debit, u.refund
+		FROM (` + usageByType + `) AS u
 		LEFT JOIN wallet_limits l ON l.wallet_id = $1
 		LEFT JOIN tsps ts ON ts.id = $2 AND ts.partner_id = $3`,
 		args: []any{walletID, tspID, partnerID, month},
@@ -289,13 +290,16 @@ func (t *walletTx) PaymentScope(ctx context.Context, partnerID, walletID, tspID,
 	return sc, nil
 }
 
-// usageColumns are a wallet's monthly usage ($1 the wallet, $4 the month), a
-// column for each of usageTypes, in order.
-const usageColumns = `
-		(SELECT amount FROM month_usage u WHERE u.wallet_id = $1 AND u.month = $4 AND u.operation_type = 'CREDIT'),
-		(SELECT amount FROM month_usage u WHERE u.wallet_id = $1 AND u.month = $4 AND u.operation_type = 'PAYMENT'),
-		(SELECT amount FROM month_usage u WHERE u.wallet_id = $1 AND u.month = $4 AND u.operation_type = 'DEBIT'),
-		(SELECT amount FROM month_usage u WHERE u.wallet_id = $1 AND u.month = $4 AND u.operation_type = 'REFUND')`
+// usageByType is one row of a wallet's monthly usage ($1 the wallet, $4 the
+// month), a column for each of usageTypes, in order: one index range read,
+// and an aggregate without GROUP BY yields its row even when there is none.
+// MAX, not SUM, keeps the column BIGINT; (wallet, month, type) is the key.
+const usageByType = `SELECT
+		MAX(CASE WHEN operation_type = 'CREDIT' THEN amount END) AS credit,
+		MAX(CASE WHEN operation_type = 'PAYMENT' THEN amount END) AS payment,
+		MAX(CASE WHEN operation_type = 'DEBIT' THEN amount END) AS debit,
+		MAX(CASE WHEN operation_type = 'REFUND' THEN amount END) AS refund
+		FROM month_usage WHERE wallet_id = $1 AND month = $4`
 
 var usageTypes = [...]wallet.OperationType{wallet.Credit, wallet.Payment, wallet.Debit, wallet.Refund}
 
