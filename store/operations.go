@@ -79,20 +79,16 @@ func (t *walletTx) OperationByIdemKey(ctx context.Context, partnerID uuid.UUID, 
 }
 
 func (t *walletTx) PaymentByToken(ctx context.Context, token uuid.UUID, lock bool) (wallet.Operation, error) {
-	var op wallet.Operation
-	err := t.q.query(ctx, t.paymentByToken(token, lock, &op, nil))
-	return op, notFound(err)
+	return scanOperation(row(ctx, t.q, t.paymentByTokenQuery(lock), token))
 }
 
-func (t *walletTx) paymentByToken(token uuid.UUID, lock bool, op *wallet.Operation, found *bool) read {
+// paymentByTokenQuery selects the PAYMENT made with the token $1.
+func (t *walletTx) paymentByTokenQuery(lock bool) string {
 	q := `SELECT ` + operationColumns + ` FROM operations WHERE payment_token = $1 AND type = 'PAYMENT'`
 	if lock {
 		q += t.eng.forUpdate
 	}
-	return read{query: q, args: []any{token}, scan: single(found, func(r scanner) (err error) {
-		*op, err = scanOperation(r)
-		return err
-	})}
+	return q
 }
 
 func (t *walletTx) UpdateOperation(ctx context.Context, op wallet.Operation) error {

@@ -140,18 +140,14 @@ func (p *pipeline) commit(ctx context.Context) error {
 	if len(p.pending) == 0 && !p.sent {
 		return nil // nothing was sent: there is no transaction to end
 	}
-	return p.roundTrip(ctx, commitItem())
-}
-
-func commitItem() batchItem {
-	return batchItem{query: "COMMIT", result: func(br pgx.BatchResults) error {
+	return p.roundTrip(ctx, batchItem{query: "COMMIT", result: func(br pgx.BatchResults) error {
 		tag, err := br.Exec()
 		if err == nil && tag.String() != "COMMIT" {
 			// PostgreSQL answers COMMIT of a failed transaction with ROLLBACK.
 			err = fmt.Errorf("store: transaction rolled back at commit (%s)", tag)
 		}
 		return err
-	}}
+	}})
 }
 
 // rollback ends a transaction that was begun; the connection is closed when

@@ -42,12 +42,9 @@ func one(scan func(scanner) error) func(rows) error {
 	}
 }
 
-// single is one for a nil found; otherwise the row may be missing, and found
-// says whether it was there.
-func single(found *bool, scan func(scanner) error) func(rows) error {
-	if found == nil {
-		return one(scan)
-	}
+// maybe scans a query's first row with scan if there is one; found says
+// whether there was.
+func maybe(found *bool, scan func(scanner) error) func(rows) error {
 	return func(r rows) error {
 		if *found = r.Next(); !*found {
 			return nil

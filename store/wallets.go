@@ -138,29 +138,35 @@ func (t *walletTx) HasPendingOperations(ctx context.Context, walletID uuid.UUID)
 }
 
 func (t *walletTx) Overrides(ctx context.Context, walletID uuid.UUID) (wallet.Overrides, error) {
-	var o wallet.Overrides
-	return o, t.q.query(ctx, t.overrides(walletID, &o))
-}
-
-func (t *walletTx) overrides(walletID uuid.UUID, o *wallet.Overrides) read {
-	var found bool
-	return read{query: `SELECT balance_limit,
+	var cols settingColumns
+	err := row(ctx, t.q, `SELECT balance_limit,
 		credit_one_time, credit_month, credit_enabled,
 		payment_one_time, payment_month, payment_enabled,
 		debit_one_time, debit_month, debit_enabled
-		FROM wallet_limits WHERE wallet_id = $1`, args: []any{walletID}, scan: single(&found, func(r scanner) error {
-		var (
-			bal     sql.NullInt64
-			c, p, d limitColumns
-		)
-		if err := r.Scan(&bal, &c.oneTime, &c.month, &c.enabled, &p.oneTime, &p.month, &p.enabled,
-			&d.oneTime, &d.month, &d.enabled); err != nil {
-			return err
-		}
-		o.Balance = optional(bal)
-		o.Credit, o.Payment, o.Debit = c.override(), p.override(), d.override()
-		return nil
-	})}
+		FROM wallet_limits WHERE wallet_id = $1`, walletID).Scan(cols.dest()...)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return wallet.Overrides{}, nil
+	case err != nil:
+		return wallet.Overrides{}, err
+	}
+	return cols.overrides(), nil
+}
+
+// settingColumns scans a wallet_limits row; a missing row read through an
+// outer join is all NULL, which is the zero Overrides.
+type settingColumns struct {
+	balance sql.NullInt64
+	c, p, d limitColumns
+}
+
+func (s *settingColumns) dest() []any {
+	return []any{&s.balance, &s.c.oneTime, &s.c.month, &s.c.enabled, &s.p.oneTime, &s.p.month, &s.p.enabled,
+		&s.d.oneTime, &s.d.month, &s.d.enabled}
+}
+
+func (s *settingColumns) overrides() wallet.Overrides {
+	return wallet.Overrides{Balance: optional(s.balance), Credit: s.c.override(), Payment: s.p.override(), Debit: s.d.override()}
 }
 
 type limitColumns struct {
@@ -213,11 +219,7 @@ func (t *walletTx) SaveOverrides(ctx context.Context, walletID uuid.UUID, o wall
 
 func (t *walletTx) MonthUsage(ctx context.Context, walletID uuid.UUID, month int) (map[wallet.OperationType]money.Amount, error) {
 	used := map[wallet.OperationType]money.Amount{}
-	return used, t.q.query(ctx, t.monthUsage(walletID, month, used))
-}
-
-func (t *walletTx) monthUsage(walletID uuid.UUID, month int, used map[wallet.OperationType]money.Amount) read {
-	return read{query: `SELECT operation_type, amount FROM month_usage WHERE wallet_id = $1 AND month = $2`,
+	err := t.q.query(ctx, read{query: `SELECT operation_type, amount FROM month_usage WHERE wallet_id = $1 AND month = $2`,
 		args: []any{walletID, month}, scan: func(r rows) error {
 			for r.Next() {
 				var (
@@ -230,25 +232,19 @@ func (t *walletTx) monthUsage(walletID uuid.UUID, month int, used map[wallet.Ope
 				used[wallet.OperationType(typ)] = money.Amount(amount)
 			}
 			return nil
-		}}
+		}})
+	return used, err
 }
 
 func (t *walletTx) TSP(ctx context.Context, partnerID, tspID uuid.UUID) (wallet.TSP, error) {
-	var ts wallet.TSP
-	err := t.q.query(ctx, t.tsp(partnerID, tspID, &ts, nil))
+	var (
+		ts      wallet.TSP
+		created int64
+	)
+	err := row(ctx, t.q, `SELECT id, partner_id, name, created_at FROM tsps WHERE id = $1 AND partner_id = $2`,
+		tspID, partnerID).Scan(&ts.ID, &ts.PartnerID, &ts.Name, &created)
+	ts.CreatedAt = fromMicros(created)
 	return ts, notFound(err)
-}
-
-func (t *walletTx) tsp(partnerID, tspID uuid.UUID, ts *wallet.TSP, found *bool) read {
-	return read{query: `SELECT id, partner_id, name, created_at FROM tsps WHERE id = $1 AND partner_id = $2`,
-		args: []any{tspID, partnerID}, scan: single(found, func(r scanner) error {
-			var created int64
-			if err := r.Scan(&ts.ID, &ts.PartnerID, &ts.Name, &created); err != nil {
-				return err
-			}
-			ts.CreatedAt = fromMicros(created)
-			return nil
-		})}
 }
 
 // PaymentScope reads in three statements where five were, and on PostgreSQL
@@ -280,7 +276,10 @@ func (t *walletTx) PaymentScope(ctx context.Context, partnerID, walletID, tspID,
 	err := t.q.query(ctx,
 		t.wallet(partnerID, walletID, true, &sc.Wallet),
 		settings,
-		t.paymentByToken(token, false, &sc.Paid, &sc.PaidFound))
+		read{query: t.paymentByTokenQuery(false), args: []any{token}, scan: maybe(&sc.PaidFound, func(r scanner) (err error) {
+			sc.Paid, err = scanOperation(r)
+			return err
+		})})
 	if err != nil {
 		return wallet.PaymentScope{}, notFound(err)
 	}
@@ -305,24 +304,20 @@ var usageTypes = [...]wallet.OperationType{wallet.Credit, wallet.Payment, wallet
 
 func scanScope(r scanner, sc *wallet.PaymentScope) (hooks sql.NullBool, err error) {
 	var (
-		bal        sql.NullInt64
-		c, p, d    limitColumns
+		settings   settingColumns
 		tspID      uuid.NullUUID
 		tspName    sql.NullString
 		tspCreated sql.NullInt64
 		used       [len(usageTypes)]sql.NullInt64
 	)
-	dest := []any{&bal, &c.oneTime, &c.month, &c.enabled, &p.oneTime, &p.month, &p.enabled, &d.oneTime, &d.month, &d.enabled,
-		&tspID, &tspName, &tspCreated, &hooks}
+	dest := append(settings.dest(), &tspID, &tspName, &tspCreated, &hooks)
 	for i := range used {
 		dest = append(dest, &used[i])
 	}
 	if err := r.Scan(dest...); err != nil {
 		return hooks, err
 	}
-	// A wallet without settings reads as all NULL: the zero Overrides.
-	sc.Overrides.Balance = optional(bal)
-	sc.Overrides.Credit, sc.Overrides.Payment, sc.Overrides.Debit = c.override(), p.override(), d.override()
+	sc.Overrides = settings.overrides()
 	if sc.TSPFound = tspID.Valid; sc.TSPFound {
 		sc.TSP = wallet.TSP{ID: tspID.UUID, Name: tspName.String, CreatedAt: fromMicros(tspCreated.Int64)}
 	}
