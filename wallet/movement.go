@@ -335,16 +335,11 @@ func (s *Service) pay(ctx context.Context, partnerID, id uuid.UUID, req PaymentR
 		now := s.now()
 		month := s.monthOf(now)
 		sc, err := tx.PaymentScope(ctx, partnerID, req.WalletID, req.TSPID, req.Token, month)
-		if errors.Is(err, ErrNotFound) {
-			return Fail(CodeWalletNotFound)
-		}
+		w, err := active(sc.Wallet, err)
 		if err != nil {
 			return err
 		}
-		w, prev, tsp := sc.Wallet, sc.Paid, sc.TSP
-		if w.Status != Active {
-			return Fail(CodeWalletClosed)
-		}
+		prev, tsp := sc.Paid, sc.TSP
 		switch {
 		case sc.PaidFound && (prev.WalletID != w.ID || prev.Amount != req.Amount || prev.TSPID != req.TSPID):
 			return tokenInvalid("токен уже использован для другой оплаты")
@@ -424,11 +419,12 @@ func (s *Service) Refund(ctx context.Context, partnerID, walletID, token uuid.UU
 		}
 		now := s.now()
 		month := s.monthOf(now)
-		l, err := s.loadLimits(ctx, tx, w, month)
+		// A refund is bound by the balance limit alone: no usage to read.
+		o, err := tx.Overrides(ctx, w.ID)
 		if err != nil {
 			return Operation{}, err
 		}
-		if err := l.balance(amount, w.PendingCredit); err != nil {
+		if err := s.limitsOf(w, o, nil).balance(amount, w.PendingCredit); err != nil {
 			return Operation{}, err
 		}
 		tsp, err := tx.TSP(ctx, partnerID, pay.TSPID)
@@ -522,14 +518,16 @@ func (s *Service) ProcessPayout(ctx context.Context, opID uuid.UUID) (time.Time,
 	if res.Status == PayoutInProgress {
 		return res.RetryAt, nil
 	}
-	return time.Time{}, s.finishPayout(ctx, opID, res.Status == PayoutSucceeded)
+	return time.Time{}, s.finishPayout(ctx, op, res.Status == PayoutSucceeded)
 }
 
-func (s *Service) finishPayout(ctx context.Context, opID uuid.UUID, ok bool) error {
+// finishPayout records a payout's outcome on op, read before the payout was
+// asked for; its status is read again under the lock.
+func (s *Service) finishPayout(ctx context.Context, read Operation, ok bool) error {
 	var done OperationStatus
 	err := s.update(ctx, func(ctx context.Context, tx Tx) error {
 		done = ""
-		op, _, err := lockedOperation(ctx, tx, opID)
+		op, _, err := lockOperation(ctx, tx, read)
 		if err != nil || op.Final() {
 			return err
 		}

@@ -137,15 +137,9 @@ func (s *Service) Register(ctx context.Context, partnerID uuid.UUID, phone strin
 	if err := v.Err(); err != nil {
 		return Wallet{}, err
 	}
-	for attempt := 0; ; attempt++ {
-		w, err := s.register(ctx, partnerID, phone, level)
-		// A duplicate is a concurrent registration of the same phone (the next
-		// attempt finds it) or, very rarely, a wallet number already taken.
-		if errors.Is(err, ErrDuplicate) && attempt < 3 {
-			continue
-		}
-		return w, err
-	}
+	// A duplicate is a concurrent registration of the same phone (the next
+	// attempt finds it) or, very rarely, a wallet number already taken.
+	return retryDuplicates(func() (Wallet, error) { return s.register(ctx, partnerID, phone, level) })
 }
 
 func (s *Service) register(ctx context.Context, partnerID uuid.UUID, phone string, level Identification) (Wallet, error) {
@@ -198,11 +192,18 @@ func wallet(ctx context.Context, tx Tx, partnerID, walletID uuid.UUID, lock bool
 
 // activeWallet reads and locks a wallet that money or status operations may change.
 func activeWallet(ctx context.Context, tx Tx, partnerID, walletID uuid.UUID) (Wallet, error) {
-	w, err := wallet(ctx, tx, partnerID, walletID, true)
-	if err != nil {
+	return active(tx.Wallet(ctx, partnerID, walletID, true))
+}
+
+// active turns a wallet read into the protocol's refusals: WALLET_NOT_FOUND,
+// WALLET_CLOSED.
+func active(w Wallet, err error) (Wallet, error) {
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return Wallet{}, Fail(CodeWalletNotFound)
+	case err != nil:
 		return Wallet{}, err
-	}
-	if w.Status != Active {
+	case w.Status != Active:
 		return Wallet{}, Fail(CodeWalletClosed)
 	}
 	return w, nil
@@ -269,22 +270,11 @@ func (s *Service) Limits(ctx context.Context, partnerID, walletID uuid.UUID) (Li
 		if err != nil {
 			return err
 		}
-		view, err = s.limitsView(ctx, tx, w)
+		l, err := s.loadLimits(ctx, tx, w, s.monthOf(s.now()))
+		view = LimitsView{Wallet: w, Effective: l.eff, MonthUsed: l.used}
 		return err
 	})
 	return view, err
-}
-
-func (s *Service) limitsView(ctx context.Context, tx Tx, w Wallet) (LimitsView, error) {
-	o, err := tx.Overrides(ctx, w.ID)
-	if err != nil {
-		return LimitsView{}, err
-	}
-	used, err := tx.MonthUsage(ctx, w.ID, s.monthOf(s.now()))
-	if err != nil {
-		return LimitsView{}, err
-	}
-	return LimitsView{Wallet: w, Effective: Effective(s.limits.Level(w.Identification), o), MonthUsed: used}, nil
 }
 
 // SetLimits applies a partner's limit settings; when any field is refused nothing
@@ -307,7 +297,8 @@ func (s *Service) SetLimits(ctx context.Context, partnerID, walletID uuid.UUID, 
 		if err := tx.SaveOverrides(ctx, w.ID, next); err != nil {
 			return err
 		}
-		view, err = s.limitsView(ctx, tx, w)
+		used, err := tx.MonthUsage(ctx, w.ID, s.monthOf(s.now()))
+		view = LimitsView{Wallet: w, Effective: s.limitsOf(w, next, used).eff, MonthUsed: used}
 		return err
 	})
 	return view, err
