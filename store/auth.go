@@ -137,7 +137,7 @@ func (s authStore) Rotate(ctx context.Context, refreshHash []byte, usedAt time.T
 			WHERE hash = $2 AND kind = 'refresh' AND used_at IS NULL AND revoked_at IS NULL`,
 			micros(usedAt), refreshHash)
 		if err := mustAffect(res, err); err != nil {
-			if !errors.Is(err, sql.ErrNoRows) && !isNotFound(err) {
+			if !isNotFound(err) {
 				return err
 			}
 			var used sql.NullInt64

@@ -85,10 +85,3 @@ func (c cachedTx) QueryContext(ctx context.Context, query string, args ...any) (
 	}
 	return c.tx.QueryContext(ctx, query, args...)
 }
-
-func (c cachedTx) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
-	if st := c.cache.get(ctx, query); st != nil {
-		return c.tx.StmtContext(ctx, st).QueryRowContext(ctx, args...) //nolint:sqlclosecheck // closed with the transaction
-	}
-	return c.tx.QueryRowContext(ctx, query, args...)
-}

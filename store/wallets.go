@@ -11,11 +11,10 @@ import (
 	"github.com/perspektiva/walletd/wallet"
 )
 
-// querier is what both *sql.Tx and *sql.DB offer.
+// querier is a database/sql transaction, its statements prepared or not (cachedTx).
 type querier interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
-	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
 // walletTx implements wallet.Tx on one SQL transaction.
@@ -67,20 +66,16 @@ func scanWallet(row scanner) (wallet.Wallet, error) {
 }
 
 func (t *walletTx) Wallet(ctx context.Context, partnerID, walletID uuid.UUID, lock bool) (wallet.Wallet, error) {
-	var w wallet.Wallet
-	err := t.q.query(ctx, t.wallet(partnerID, walletID, lock, &w))
-	return w, notFound(err)
+	return scanWallet(row(ctx, t.q, t.walletQuery(lock), walletID, partnerID))
 }
 
-func (t *walletTx) wallet(partnerID, walletID uuid.UUID, lock bool, w *wallet.Wallet) read {
+// walletQuery selects the wallet $1 of the partner $2.
+func (t *walletTx) walletQuery(lock bool) string {
 	q := `SELECT ` + walletColumns + ` WHERE w.id = $1 AND w.partner_id = $2`
 	if lock {
 		q += t.eng.forUpdate
 	}
-	return read{query: q, args: []any{walletID, partnerID}, scan: one(func(r scanner) (err error) {
-		*w, err = scanWallet(r)
-		return err
-	})}
+	return q
 }
 
 func (t *walletTx) ActiveWalletByPhone(ctx context.Context, partnerID uuid.UUID, phone string) (wallet.Wallet, error) {
@@ -243,8 +238,11 @@ func (t *walletTx) TSP(ctx context.Context, partnerID, tspID uuid.UUID) (wallet.
 	)
 	err := row(ctx, t.q, `SELECT id, partner_id, name, created_at FROM tsps WHERE id = $1 AND partner_id = $2`,
 		tspID, partnerID).Scan(&ts.ID, &ts.PartnerID, &ts.Name, &created)
+	if err != nil {
+		return wallet.TSP{}, notFound(err)
+	}
 	ts.CreatedAt = fromMicros(created)
-	return ts, notFound(err)
+	return ts, nil
 }
 
 // PaymentScope reads in three statements where five were, and on PostgreSQL
@@ -258,7 +256,7 @@ func (t *walletTx) PaymentScope(ctx context.Context, partnerID, walletID, tspID,
 	settings := read{query: `SELECT l.balance_limit, l.credit_one_time, l.credit_month, l.credit_enabled,
 		l.payment_one_time, l.payment_month, l.payment_enabled,
 		l.debit_one_time, l.debit_month, l.debit_enabled,
-		ts.id, ts.name, ts.created_at,
+		ts.id, ts.partner_id, ts.name, ts.created_at,
 		(SELECT webhook_url <> '' FROM partners WHERE id = $3),
 		u.credit, u.payment, u.debit, u.refund
 		FROM (` + usageByType + `) AS u
@@ -274,7 +272,10 @@ func (t *walletTx) PaymentScope(ctx context.Context, partnerID, walletID, tspID,
 		}),
 	}
 	err := t.q.query(ctx,
-		t.wallet(partnerID, walletID, true, &sc.Wallet),
+		read{query: t.walletQuery(true), args: []any{walletID, partnerID}, scan: one(func(r scanner) (err error) {
+			sc.Wallet, err = scanWallet(r)
+			return err
+		})},
 		settings,
 		read{query: t.paymentByTokenQuery(false), args: []any{token}, scan: maybe(&sc.PaidFound, func(r scanner) (err error) {
 			sc.Paid, err = scanOperation(r)
@@ -282,9 +283,6 @@ func (t *walletTx) PaymentScope(ctx context.Context, partnerID, walletID, tspID,
 		})})
 	if err != nil {
 		return wallet.PaymentScope{}, notFound(err)
-	}
-	if sc.TSPFound {
-		sc.TSP.PartnerID = partnerID
 	}
 	return sc, nil
 }
@@ -306,11 +304,12 @@ func scanScope(r scanner, sc *wallet.PaymentScope) (hooks sql.NullBool, err erro
 	var (
 		settings   settingColumns
 		tspID      uuid.NullUUID
+		tspPartner uuid.NullUUID
 		tspName    sql.NullString
 		tspCreated sql.NullInt64
 		used       [len(usageTypes)]sql.NullInt64
 	)
-	dest := append(settings.dest(), &tspID, &tspName, &tspCreated, &hooks)
+	dest := append(settings.dest(), &tspID, &tspPartner, &tspName, &tspCreated, &hooks)
 	for i := range used {
 		dest = append(dest, &used[i])
 	}
@@ -319,7 +318,7 @@ func scanScope(r scanner, sc *wallet.PaymentScope) (hooks sql.NullBool, err erro
 	}
 	sc.Overrides = settings.overrides()
 	if sc.TSPFound = tspID.Valid; sc.TSPFound {
-		sc.TSP = wallet.TSP{ID: tspID.UUID, Name: tspName.String, CreatedAt: fromMicros(tspCreated.Int64)}
+		sc.TSP = wallet.TSP{ID: tspID.UUID, PartnerID: tspPartner.UUID, Name: tspName.String, CreatedAt: fromMicros(tspCreated.Int64)}
 	}
 	for i, u := range used {
 		if u.Valid {
