@@ -74,8 +74,6 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		de = wallet.Fail(wallet.CodeUnauthorized)
 	case errors.Is(err, auth.ErrForbidden):
 		de = wallet.Fail(wallet.CodeForbidden)
-	case errors.Is(err, errStillRunning):
-		de = wallet.Fail(wallet.CodeUnavailable)
 	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
 		// The partner went away; nobody reads this answer.
 		de = wallet.Fail(wallet.CodeUnavailable)

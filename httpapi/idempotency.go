@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/json"
-	"errors"
 	"io"
 	"net/http"
 	"time"
@@ -104,7 +103,7 @@ func (s *Server) idempotent(h handlerFunc) handlerFunc {
 			if !bytes.Equal(rec.Hash, hash) {
 				return wallet.Fail(wallet.CodeIdempotencyReused)
 			}
-			w.Header().Set("Content-Type", "application/json; charset=utf-8")
+			jsonHeaders(w.Header())
 			w.Header().Set("Idempotent-Replayed", "true")
 			w.WriteHeader(rec.Status)
 			_, _ = w.Write(rec.Body)
@@ -152,4 +151,4 @@ func (s *Server) waitClaim(ctx context.Context, partner uuid.UUID, key string, h
 
 // errStillRunning answers a duplicate whose first request outlived the wait:
 // 503 with Retry-After, which every client retries.
-var errStillRunning = errors.New("a request with this Idempotency-Key is still running")
+var errStillRunning = wallet.Fail(wallet.CodeUnavailable)

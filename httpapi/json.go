@@ -23,9 +23,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 		http.Error(w, `{"code":"INTERNAL_ERROR","message":"Внутренняя ошибка сервиса","fieldErrors":{}}`, http.StatusInternalServerError)
 		return
 	}
-	h := w.Header()
-	h.Set("Content-Type", "application/json; charset=utf-8")
-	h.Set("X-Content-Type-Options", "nosniff")
+	jsonHeaders(w.Header())
 	w.WriteHeader(status)
 	_, _ = w.Write(buf.Bytes())
 }
@@ -43,11 +41,7 @@ func errMalformed(reason string) error {
 func readObject(r *http.Request) (object, error) {
 	data, err := io.ReadAll(r.Body)
 	if err != nil {
-		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
-			return nil, errTooLarge
-		}
-		return nil, err
+		return nil, bodyError(err)
 	}
 	if len(bytes.TrimSpace(data)) == 0 {
 		return object{}, nil
@@ -168,4 +162,10 @@ func reason(err error) string {
 		return pe.Reason
 	}
 	return "некорректное значение"
+}
+
+// jsonHeaders are the headers of every JSON answer, replays included.
+func jsonHeaders(h http.Header) {
+	h.Set("Content-Type", "application/json; charset=utf-8")
+	h.Set("X-Content-Type-Options", "nosniff")
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/perspektiva/walletd/auth"
+	"github.com/perspektiva/walletd/wallet"
 )
 
 type ctxKey int
@@ -37,18 +38,13 @@ func (s *Server) recoverPanics(next http.Handler) http.Handler {
 					panic(v)
 				}
 				s.log.LogAttrs(r.Context(), slog.LevelError, "panic", slog.Any("panic", v))
-				s.writeError(w, r, errPanic)
+				s.writeError(w, r, wallet.Fail(wallet.CodeInternal)) // logged just above
+
 			}
 		}()
 		next.ServeHTTP(w, r)
 	})
 }
-
-var errPanic = &panicError{}
-
-type panicError struct{}
-
-func (*panicError) Error() string { return "handler panicked" }
 
 // statusRecorder remembers the status for the access log.
 type statusRecorder struct {
@@ -84,7 +80,8 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 		// The mux records the matched pattern on this request value.
 		req := r.WithContext(ctx)
 		next.ServeHTTP(rec, req)
-		s.cfg.Metrics.observe(req, rec.status, info.code, time.Since(start))
+		took := time.Since(start)
+		s.cfg.Metrics.observe(req, rec.status, info.code, took)
 		level := slog.LevelInfo
 		if rec.status >= 500 {
 			level = slog.LevelWarn
@@ -94,7 +91,7 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 			slog.String("method", r.Method),
 			slog.String("path", r.URL.Path),
 			slog.Int("status", rec.status),
-			slog.Duration("duration", time.Since(start)),
+			slog.Duration("duration", took),
 			slog.String("partnerId", info.partnerID),
 		)
 	})
