@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/perspektiva/walletd/client"
 	"github.com/perspektiva/walletd/store/storetest"
 )
 
@@ -18,16 +19,17 @@ import (
 func TestCLIWebhooks(t *testing.T) {
 	t.Parallel()
 	var (
-		mu   sync.Mutex
-		got  []map[string]any
-		sigs []string
+		mu     sync.Mutex
+		got    []map[string]any
+		bodies [][]byte
+		sigs   []string
 	)
 	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		var ev map[string]any
 		_ = json.Unmarshal(body, &ev)
 		mu.Lock()
-		got, sigs = append(got, ev), append(sigs, r.Header.Get("X-Wallet-Signature"))
+		got, bodies, sigs = append(got, ev), append(bodies, body), append(sigs, r.Header.Get("X-Wallet-Signature"))
 		mu.Unlock()
 	}))
 	defer receiver.Close()
@@ -87,6 +89,14 @@ func TestCLIWebhooks(t *testing.T) {
 	if again["eventId"] != first["eventId"] {
 		t.Fatalf("replay sent %v, want event %v", again["eventId"], first["eventId"])
 	}
+	// Both deliveries are signed with the secret set-webhook printed.
+	mu.Lock()
+	for i, body := range bodies {
+		if _, err := client.VerifyWebhook(set["webhookSecret"], sigs[i], body, time.Now(), time.Minute); err != nil {
+			t.Errorf("delivery %d: signature %q does not verify with the new secret: %v", i+1, sigs[i], err)
+		}
+	}
+	mu.Unlock()
 	if _, _, err := runCmd(t, env, "webhooks", "replay", "01a21c0f-0000-7000-8000-000000000000", "--db", s.DSN); err == nil {
 		t.Fatal("replay of an unknown event succeeded")
 	}
