@@ -49,15 +49,7 @@ func newAuditFixture(t *testing.T, e storetest.Engine) *auditFixture {
 	if _, err := db.Migrate(ctx); err != nil {
 		t.Fatalf("migrate %s: %v", e.Name, err)
 	}
-	driver, rawDSN := "sqlite", dsn+"?_pragma=busy_timeout(10000)"
-	if store.IsPostgres(dsn) {
-		driver, rawDSN = "pgx", dsn
-	}
-	raw, err := sql.Open(driver, rawDSN)
-	if err != nil {
-		t.Fatalf("open raw %s: %v", e.Name, err)
-	}
-	t.Cleanup(func() { raw.Close() })
+	raw := storetest.Raw(t, dsn)
 
 	// A clock in the past: the sandbox judges payout delays by the real time.
 	now := time.Date(2025, time.March, 10, 9, 0, 0, 0, time.UTC)

@@ -225,6 +225,19 @@ func TestCLIMigrateAndAudit(t *testing.T) {
 			t.Errorf("audit printed %q, want one line starting \"audit ok\"", out)
 		}
 
+		// A wallet balance its postings do not explain: audit names it and exits 1.
+		// Money then is not conserved either: three violations in all.
+		forged := uuid.NewString()
+		if _, err := storetest.Raw(t, dsn).Exec(`INSERT INTO accounts (id, kind, balance, created_at) VALUES ($1, 'WALLET', 100, 0)`,
+			forged); err != nil {
+			t.Fatal(err)
+		}
+		out, _, err = runCmd(t, env, "audit")
+		if exitCode(err) != 1 || strings.Count(out, "VIOLATION: ") != 3 || !strings.Contains(out, forged) ||
+			!strings.Contains(out, "audit FAILED: 3 violation(s)") {
+			t.Errorf("audit of a damaged database: exit %d, printed %q; want exit 1, three VIOLATION lines naming the account, and the verdict", exitCode(err), out)
+		}
+
 		// --db wins over WALLET_DB.
 		other := filepath.Join(t.TempDir(), "other.db")
 		out, errOut, err = runCmd(t, env, "migrate", "--db", other)

@@ -568,6 +568,25 @@ func moneyPayment(t *testing.T, e storetest.Engine) {
 		expectError(t, "initialization on a closed wallet", status, data, http.StatusBadRequest, "WALLET_CLOSED")
 		status, _, data = s.do(t, http.MethodGet, moneyAcct(uuid.NewString())+"/payment/initialization", tok, nil)
 		expectError(t, "initialization on an unknown wallet", status, data, http.StatusNotFound, "WALLET_NOT_FOUND")
+
+		// A refund into a wallet closed since its payment is refused.
+		spent := s.register(t, tok, phone())
+		s.fund(t, tok, spent, "100")
+		paid := s.payOK(t, tok, spent, "100", tspA)
+		if status, data := s.closeWallet(t, tok, spent); status != http.StatusOK {
+			t.Fatalf("close the spent wallet: %d %s", status, data)
+		}
+		status, _, data = s.do(t, http.MethodPost, moneyAcct(spent)+"/payment/"+moneyStr(paid, "token")+"/refund", tok, nil)
+		expectError(t, "refund into a closed wallet", status, data, http.StatusBadRequest, "WALLET_CLOSED")
+		s.expectBalance(t, "closed wallet after the refused refund", tok, spent, "0.00")
+
+		// A PENDING top-up keeps a wallet at 0.00 from closing (4.3).
+		waiting := s.register(t, tok, phone())
+		status, _, data = s.do(t, http.MethodPost, moneyAcct(waiting)+"/refill", tok, map[string]any{"amount": "10"})
+		moneyOK(t, "top-up left pending", status, data)
+		closeStatus, closeData := s.closeWallet(t, tok, waiting)
+		expectError(t, "close with a pending top-up", closeStatus, closeData, http.StatusBadRequest, "WALLET_HAS_BALANCE")
+		moneyEqual(t, "wallet with a pending top-up", s.info(t, tok, waiting), "status", "ACTIVE")
 	})
 
 	c.Run("refund", func(t *testing.T) {

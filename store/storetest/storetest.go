@@ -107,3 +107,19 @@ func Open(t testing.TB, e Engine) *store.DB {
 	}
 	return db
 }
+
+// Raw opens dsn with the bare driver, for tests that reach past the store
+// (damaging a row on purpose, say); it is closed when the test ends.
+func Raw(t testing.TB, dsn string) *sql.DB {
+	t.Helper()
+	driver, rawDSN := "sqlite", dsn+"?_pragma=busy_timeout(10000)"
+	if store.IsPostgres(dsn) {
+		driver, rawDSN = "pgx", dsn
+	}
+	raw, err := sql.Open(driver, rawDSN)
+	if err != nil {
+		t.Fatalf("open %s: %v", dsn, err)
+	}
+	t.Cleanup(func() { _ = raw.Close() })
+	return raw
+}
