@@ -15,6 +15,7 @@ import (
 	"github.com/perspektiva/walletd/auth"
 	"github.com/perspektiva/walletd/docs"
 	"github.com/perspektiva/walletd/httpapi"
+	"github.com/perspektiva/walletd/idempotency"
 	"github.com/perspektiva/walletd/jobs"
 	"github.com/perspektiva/walletd/sbp"
 	"github.com/perspektiva/walletd/store"
@@ -53,13 +54,6 @@ type App struct {
 func New(ctx context.Context, cfg Config) (*App, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
-	if cfg.Location == nil {
-		loc, err := time.LoadLocation("Europe/Moscow")
-		if err != nil {
-			return nil, err
-		}
-		cfg.Location = loc
 	}
 	banks, err := sbp.LoadBanks()
 	if err != nil {
@@ -100,12 +94,12 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		MetricsHandler: m.handler(),
 	}
 	if cfg.Sandbox {
-		httpCfg.Sandbox = sandbox.Handler(a.Wallets, cfg.Logger, cfg.Location)
+		httpCfg.Sandbox = sandbox.Handler(a.Wallets, cfg.Logger, a.Wallets.Location())
 	}
 	a.Handler = httpapi.New(httpCfg)
 
 	hooks := webhook.NewDeliverer(cfg.DB.WebhookStore(), webhook.Config{
-		Location: cfg.Location, Logger: cfg.Logger, Observe: m.observeWebhook,
+		Location: a.Wallets.Location(), Logger: cfg.Logger, Observe: m.observeWebhook,
 	})
 	a.runner = jobs.NewRunner(cfg.DB.JobStore(), map[string]jobs.Handler{
 		wallet.JobExpireTopUp: a.Wallets.ExpireTopUp,
@@ -130,12 +124,12 @@ func (a *App) Background(ctx context.Context) (wait func()) {
 	return wg.Wait
 }
 
-// purgeIdempotency drops Idempotency-Key records past their 24 hours, hourly.
+// purgeIdempotency drops Idempotency-Key records past their window, hourly.
 func (a *App) purgeIdempotency(ctx context.Context) {
 	t := time.NewTicker(time.Hour)
 	defer t.Stop()
 	for {
-		if n, err := a.db.PurgeIdempotency(ctx, time.Now().Add(-25*time.Hour)); err != nil && ctx.Err() == nil {
+		if n, err := a.db.PurgeIdempotency(ctx, time.Now().Add(-idempotency.TTL-time.Hour)); err != nil && ctx.Err() == nil {
 			a.log.Warn("purge idempotency keys", "error", err.Error())
 		} else if n > 0 {
 			a.log.Info("purged idempotency keys", "count", n)

@@ -45,25 +45,12 @@ func newMetrics(db *store.DB) *metrics {
 	for name, pool := range db.Pools() {
 		reg.MustRegister(collectors.NewDBStatsCollector(pool, name))
 	}
-	backlog := func() (int, time.Duration) {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		n, lag, err := db.JobStore().Backlog(ctx, time.Now())
-		if err != nil {
-			return -1, 0
-		}
-		return n, lag
-	}
-	reg.MustRegister(
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "walletd_jobs_due",
-			Help: "Background jobs (expiries, payouts, webhooks) due and not yet done; -1 when unknown.",
-		}, func() float64 { n, _ := backlog(); return float64(n) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "walletd_jobs_lag_seconds",
-			Help: "How late the oldest due background job is.",
-		}, func() float64 { _, lag := backlog(); return lag.Seconds() }),
-	)
+	reg.MustRegister(backlogCollector{
+		jobs: db.JobStore(),
+		due: prometheus.NewDesc("walletd_jobs_due",
+			"Background jobs (expiries, payouts, webhooks) due and not yet done; -1 when unknown.", nil, nil),
+		lag: prometheus.NewDesc("walletd_jobs_lag_seconds", "How late the oldest due background job is.", nil, nil),
+	})
 	return m
 }
 
@@ -75,4 +62,27 @@ func (m *metrics) observeWebhook(outcome string) { m.webhooks.WithLabelValues(ou
 
 func (m *metrics) handler() http.Handler {
 	return promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{})
+}
+
+// backlogCollector reports the background job backlog, read once per scrape
+// for both of its gauges.
+type backlogCollector struct {
+	jobs     store.JobStore
+	due, lag *prometheus.Desc
+}
+
+func (c backlogCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.due
+	ch <- c.lag
+}
+
+func (c backlogCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	n, lag, err := c.jobs.Backlog(ctx, time.Now())
+	if err != nil {
+		n, lag = -1, 0
+	}
+	ch <- prometheus.MustNewConstMetric(c.due, prometheus.GaugeValue, float64(n))
+	ch <- prometheus.MustNewConstMetric(c.lag, prometheus.GaugeValue, lag.Seconds())
 }

@@ -16,7 +16,6 @@ import (
 )
 
 const (
-	idempotencyTTL = 24 * time.Hour
 	// idempotencyLease is how long a running request holds its key; a retry
 	// after a crash takes the key over then. Taking over a request that is in
 	// fact still running is safe: operations carry the key too, so the domain
@@ -134,7 +133,7 @@ func (s *Server) idempotent(h handlerFunc) handlerFunc {
 func (s *Server) waitClaim(ctx context.Context, partner uuid.UUID, key string, hash []byte) (idempotency.Record, bool, error) {
 	deadline := time.Now().Add(idempotencyWait)
 	for {
-		rec, claimed, err := s.cfg.Idempotency.Begin(ctx, partner, key, hash, time.Now(), idempotencyLease, idempotencyTTL)
+		rec, claimed, err := s.cfg.Idempotency.Begin(ctx, partner, key, hash, time.Now(), idempotencyLease, idempotency.TTL)
 		if err != nil || claimed || rec.Status != 0 || !bytes.Equal(rec.Hash, hash) {
 			return rec, claimed, err
 		}

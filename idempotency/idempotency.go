@@ -10,6 +10,9 @@ import (
 	"github.com/google/uuid"
 )
 
+// TTL is how long the first answer to a key is kept (PROTOCOL.md: 24 hours).
+const TTL = 24 * time.Hour
+
 // Store keeps the first answer to each (partner, Idempotency-Key).
 type Store interface {
 	// Begin claims the key for a request with the given hash. When the key is
