@@ -88,9 +88,9 @@ func partner(ctx context.Context, args []string, env envFunc, stdout, stderr io.
 		if err := parse(fs, args[1:]); err != nil {
 			return err
 		}
-		pid, err := uuid.Parse(*id)
+		pid, err := partnerID(*id)
 		if err != nil {
-			return fmt.Errorf("%w: --partner must be a UUID", errUsage)
+			return err
 		}
 		db, err := openDB(ctx, *dsn, 2)
 		if err != nil {
@@ -102,10 +102,7 @@ func partner(ctx context.Context, args []string, env envFunc, stdout, stderr io.
 			status = auth.Disabled
 		}
 		if err := auth.NewService(db.AuthStore(), auth.Config{}).SetPartnerStatus(ctx, pid, status); err != nil {
-			if errors.Is(err, auth.ErrNotFound) {
-				return fmt.Errorf("partner %s not found", pid)
-			}
-			return err
+			return partnerNotFound(pid, err)
 		}
 		return printJSON(stdout, map[string]string{"partnerId": pid.String(), "status": string(status)})
 	}
@@ -122,9 +119,9 @@ func tsp(ctx context.Context, args []string, env envFunc, stdout, stderr io.Writ
 	if err := parse(fs, args[1:]); err != nil {
 		return err
 	}
-	pid, err := uuid.Parse(*id)
+	pid, err := partnerID(*id)
 	if err != nil {
-		return fmt.Errorf("%w: --partner must be a UUID", errUsage)
+		return err
 	}
 	if *name == "" {
 		return fmt.Errorf("%w: --name is required", errUsage)
@@ -135,10 +132,7 @@ func tsp(ctx context.Context, args []string, env envFunc, stdout, stderr io.Writ
 	}
 	defer db.Close()
 	if _, err := db.AuthStore().Partner(ctx, pid); err != nil {
-		if errors.Is(err, auth.ErrNotFound) {
-			return fmt.Errorf("partner %s not found", pid)
-		}
-		return err
+		return partnerNotFound(pid, err)
 	}
 	svc, err := wallet.NewService(db, wallet.Config{})
 	if err != nil {
@@ -174,4 +168,22 @@ func audit(ctx context.Context, args []string, env envFunc, stdout, stderr io.Wr
 	}
 	fmt.Fprintln(stdout, report.Summary())
 	return exitError{code: 1}
+}
+
+// partnerID parses the --partner flag.
+func partnerID(raw string) (uuid.UUID, error) {
+	id, err := uuid.Parse(raw)
+	if err != nil {
+		return uuid.Nil, fmt.Errorf("%w: --partner must be a UUID", errUsage)
+	}
+	return id, nil
+}
+
+// partnerNotFound names the partner when err says there is no such partner
+// (the auth and the wallet stores each say it their own way).
+func partnerNotFound(id uuid.UUID, err error) error {
+	if errors.Is(err, auth.ErrNotFound) || errors.Is(err, wallet.ErrNotFound) {
+		return fmt.Errorf("partner %s not found", id)
+	}
+	return err
 }

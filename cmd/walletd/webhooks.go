@@ -23,9 +23,9 @@ func setWebhook(ctx context.Context, fs *flag.FlagSet, dsn *string, args []strin
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	pid, err := uuid.Parse(*id)
+	pid, err := partnerID(*id)
 	if err != nil {
-		return fmt.Errorf("%w: --partner must be a UUID", errUsage)
+		return err
 	}
 	if err := checkWebhookURL(*raw); err != nil {
 		return err
@@ -40,10 +40,7 @@ func setWebhook(ctx context.Context, fs *flag.FlagSet, dsn *string, args []strin
 	}
 	defer db.Close()
 	if err := db.WebhookStore().SetTarget(ctx, pid, webhook.Target{URL: *raw, Secret: secret}); err != nil {
-		if errors.Is(err, wallet.ErrNotFound) {
-			return fmt.Errorf("partner %s not found", pid)
-		}
-		return err
+		return partnerNotFound(pid, err)
 	}
 	return printJSON(stdout, map[string]string{"partnerId": pid.String(), "webhookUrl": *raw, "webhookSecret": secret})
 }
@@ -91,9 +88,9 @@ func webhooks(ctx context.Context, args []string, env envFunc, stdout, stderr io
 		if err := parse(fs, args[1:]); err != nil {
 			return err
 		}
-		pid, err := uuid.Parse(*id)
+		pid, err := partnerID(*id)
 		if err != nil {
-			return fmt.Errorf("%w: --partner must be a UUID", errUsage)
+			return err
 		}
 		db, err := openDB(ctx, *dsn, 2)
 		if err != nil {
