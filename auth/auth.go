@@ -128,13 +128,16 @@ func equalHash(a, b []byte) bool {
 	return len(a) == len(b) && subtle.ConstantTimeCompare(a, b) == 1
 }
 
+// Lengths of the base64url part of our values: 32 random bytes for tokens,
+// 16 for client ids.
+const (
+	tokenChars    = 43
+	clientIDChars = 22
+)
+
 // looksLike is a cheap filter that spares the database values that cannot be
-// ours: prefix, then n characters of base64url (43 for 32 random bytes).
-func looksLike(value, prefix string, n ...int) bool {
-	size := 43
-	if len(n) > 0 {
-		size = n[0]
-	}
+// ours: prefix, then size characters of base64url.
+func looksLike(value, prefix string, size int) bool {
 	if !strings.HasPrefix(value, prefix) || len(value) != len(prefix)+size {
 		return false
 	}

@@ -119,7 +119,7 @@ func (s *Service) authenticate(ctx context.Context, clientID, secret string) (Cl
 	bad := oauthError(InvalidClient, "client authentication failed")
 	// Only ids of our own shape reach the database (a NUL byte or broken
 	// UTF-8 is a query error on PostgreSQL, not an unknown client).
-	if !looksLike(clientID, clientPrefix, 22) || secret == "" {
+	if !looksLike(clientID, clientPrefix, clientIDChars) || secret == "" {
 		equalHash(Hash(secret), make([]byte, 32))
 		return Client{}, Partner{}, bad
 	}
@@ -183,7 +183,7 @@ func (s *Service) Refresh(ctx context.Context, clientID, secret, refreshToken st
 		return Pair{}, err
 	}
 	invalid := oauthError(InvalidGrant, "refresh token is invalid, expired or revoked")
-	if !looksLike(refreshToken, refreshPrefix) {
+	if !looksLike(refreshToken, refreshPrefix, tokenChars) {
 		return Pair{}, invalid
 	}
 	hash := Hash(refreshToken)
@@ -281,7 +281,7 @@ type Principal struct {
 // Verify checks an access token. ErrUnauthorized for anything but a live access
 // token; ErrForbidden when its partner or client has been disabled.
 func (s *Service) Verify(ctx context.Context, accessToken string) (Principal, error) {
-	if !looksLike(accessToken, accessPrefix) {
+	if !looksLike(accessToken, accessPrefix, tokenChars) {
 		return Principal{}, ErrUnauthorized
 	}
 	hash := Hash(accessToken)
@@ -292,7 +292,8 @@ func (s *Service) Verify(ctx context.Context, accessToken string) (Principal, er
 	if err != nil {
 		return Principal{}, err
 	}
-	if !equalHash(hash, g.Hash) || g.Kind != Access || !g.RevokedAt.IsZero() || !s.now().Before(g.ExpiresAt) {
+	// The grant was found by its hash, so no comparison of the two is needed.
+	if g.Kind != Access || !g.RevokedAt.IsZero() || !s.now().Before(g.ExpiresAt) {
 		return Principal{}, ErrUnauthorized
 	}
 	if g.ClientStatus != Active || g.PartnerStatus != Active {

@@ -159,11 +159,12 @@ func (s *Server) protected(h handlerFunc) handlerFunc {
 		if err != nil {
 			return err
 		}
+		partner := p.PartnerID.String()
 		if info, ok := r.Context().Value(requestInfoKey).(*requestInfo); ok {
-			info.partnerID = p.PartnerID.String()
+			info.partnerID = partner
 		}
 		if s.partners != nil {
-			if ok, wait := s.partners.allow(p.PartnerID.String(), time.Now()); !ok {
+			if ok, wait := s.partners.allow(partner, time.Now()); !ok {
 				return errRateLimited(wait)
 			}
 		}
