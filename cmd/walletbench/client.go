@@ -15,6 +15,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 )
 
 const (
@@ -108,10 +109,16 @@ func (r response) example() string {
 	return fmt.Sprintf("%s %s (X-Request-Id %s): %s", r.method, r.path, r.requestID, detail)
 }
 
+// abbreviate cuts an answer to n bytes at most, never inside a character
+// (walletd's messages are Russian).
 func abbreviate(b []byte, n int) string {
 	s := strings.TrimSpace(string(b))
 	if len(s) > n {
-		return s[:n] + "…"
+		s = s[:n]
+		for !utf8.ValidString(s) {
+			s = s[:len(s)-1]
+		}
+		return s + "…"
 	}
 	return s
 }

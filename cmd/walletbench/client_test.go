@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/perspektiva/walletd/money"
 )
 
 // fakeWallet issues numbered tokens and refuses every token but the newest.
@@ -67,7 +69,7 @@ func TestPartnerCallRenewsTokenAfter401(t *testing.T) {
 	if n := p.tokens.count(); n != 2 {
 		t.Errorf("%d tokens issued, want 2", n)
 	}
-	r := p.call(ctx, http.MethodPost, "/account/w1/payment", map[string]any{"amount": amount(1_50)}, nil)
+	r := p.call(ctx, http.MethodPost, "/account/w1/payment", map[string]any{"amount": money.Amount(1_50)}, nil)
 	if r.outcome != "400 INSUFFICIENT_FUNDS" || !strings.Contains(r.example(), "POST /api/wallet/v1/account/w1/payment") {
 		t.Errorf("refusal: outcome %q, example %q", r.outcome, r.example())
 	}
@@ -75,5 +77,25 @@ func TestPartnerCallRenewsTokenAfter401(t *testing.T) {
 	bad := &partner{id: "p2", api: api, tokens: &tokenSource{api: api, partnerID: "p2", clientID: "wc_1", secret: "s+"}}
 	if r := bad.call(ctx, http.MethodGet, "/account/w1/info", nil, nil); r.outcome != "token 401 invalid_client" {
 		t.Errorf("wrong partner: outcome %q", r.outcome)
+	}
+}
+
+func TestAbbreviate(t *testing.T) {
+	tests := map[string]struct {
+		in   string
+		n    int
+		want string
+	}{
+		"short":             {in: " ok ", n: 10, want: "ok"},
+		"cut":               {in: "abcdef", n: 3, want: "abc…"},
+		"not inside a rune": {in: "ТОКЕН", n: 3, want: "Т…"},
+		"rune boundary":     {in: "ТОКЕН", n: 4, want: "ТО…"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			if got := abbreviate([]byte(tc.in), tc.n); got != tc.want {
+				t.Errorf("abbreviate(%q, %d) = %q, want %q", tc.in, tc.n, got, tc.want)
+			}
+		})
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/perspektiva/walletd/money"
 	"github.com/perspektiva/walletd/store"
 )
 
@@ -98,7 +99,7 @@ func (res *result) addSetup(fl *fleet, rec *recorder, elapsed time.Duration) {
 	res.Setup = setupResult{
 		DurationMs: ms(elapsed), Partners: len(fl.partners), TSPsEach: len(fl.partners[0].tsps),
 		Wallets: int(rec.get("register").count), WalletsFunded: len(fl.wallets),
-		FundAmount: fmt.Sprint(amount(fundKopecks)),
+		FundAmount: money.Amount(fundKopecks).String(),
 	}
 	for _, name := range []string{"register", "refill", "confirm"} {
 		res.Setup.Requests = append(res.Setup.Requests, opLine(name, rec.get(name), elapsed))

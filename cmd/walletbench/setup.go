@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"github.com/perspektiva/walletd/auth"
+	"github.com/perspektiva/walletd/money"
 	"github.com/perspektiva/walletd/store"
 	"github.com/perspektiva/walletd/wallet"
 )
@@ -188,7 +188,7 @@ func topUp(ctx context.Context, p *partner, walletID string, kopecks int64) (ref
 	var ans struct {
 		Payload string `json:"payload"`
 	}
-	refill = p.call(ctx, http.MethodPost, "/account/"+walletID+"/refill", map[string]any{"amount": amount(kopecks)}, &ans)
+	refill = p.call(ctx, http.MethodPost, "/account/"+walletID+"/refill", map[string]any{"amount": money.Amount(kopecks)}, &ans)
 	if !refill.ok() {
 		return refill, response{}
 	}
@@ -220,11 +220,6 @@ func qrcID(payload string) string {
 	}
 	id, _, _ := strings.Cut(rest, "/")
 	return id
-}
-
-// amount writes kopecks as a protocol amount, a JSON number with two fraction digits.
-func amount(kopecks int64) any {
-	return json.Number(fmt.Sprintf("%d.%02d", kopecks/100, kopecks%100))
 }
 
 // redact hides the password of a postgres:// URL.

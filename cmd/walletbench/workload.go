@@ -11,6 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/perspektiva/walletd/money"
 )
 
 // opKind is an operation of the run.
@@ -209,7 +211,7 @@ func (w *worker) perform(ctx context.Context, kind opKind, wal benchWallet) resp
 			kopecks = 5_13 // the sandbox fails payouts ending in .13: the held money must come back
 		}
 		r = p.call(ctx, http.MethodPost, base+"/wifhdrawal",
-			map[string]any{"bankIdentifier": "100000000111", "amount": amount(kopecks)}, nil)
+			map[string]any{"bankIdentifier": "100000000111", "amount": money.Amount(kopecks)}, nil)
 	case opLimits:
 		r = p.call(ctx, http.MethodGet, base+"/limit", nil, nil)
 		if !w.rec.request("limits/get", r) || w.rng.IntN(10) != 0 {
@@ -239,7 +241,7 @@ func (w *worker) payment(ctx context.Context, wal benchWallet) response {
 	var paid struct {
 		Status string `json:"status"`
 	}
-	body := map[string]any{"walletId": wal.id, "token": init.Token, "amount": amount(100 + w.rng.Int64N(4901)), "tsp": tsp}
+	body := map[string]any{"walletId": wal.id, "token": init.Token, "amount": money.Amount(100 + w.rng.Int64N(4901)), "tsp": tsp}
 	r = p.call(ctx, http.MethodPost, base+"/payment", body, &paid)
 	if r.ok() && paid.Status != "SUCCESS" {
 		r.fail("status " + paid.Status)

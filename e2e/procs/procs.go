@@ -263,22 +263,6 @@ func (p *Process) Starts() int {
 	return p.starts
 }
 
-// Running reports whether the process is alive.
-func (p *Process) Running() bool {
-	p.mu.Lock()
-	done := p.done
-	p.mu.Unlock()
-	if done == nil {
-		return false
-	}
-	select {
-	case <-done:
-		return false
-	default:
-		return true
-	}
-}
-
 // start launches the process and waits for /healthz.
 func (p *Process) start() error {
 	p.mu.Lock()
@@ -450,13 +434,4 @@ func (p *Process) LogTail(n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
-}
-
-// LogContains counts the log lines that contain s.
-func (p *Process) LogContains(s string) int {
-	data, err := os.ReadFile(p.logPath)
-	if err != nil {
-		return 0
-	}
-	return bytes.Count(data, []byte(s))
 }
