@@ -50,6 +50,7 @@ func TestE2EMoney(t *testing.T) {
 			{"Idempotency", moneyIdempotency},
 			{"Isolation", moneyIsolation},
 			{"Concurrency", moneyConcurrency},
+			{"NoSandbox", moneyNoSandbox},
 		} {
 			c.Run(scenario.name, func(t *testing.T) { scenario.fn(t, e) })
 		}
@@ -57,6 +58,29 @@ func TestE2EMoney(t *testing.T) {
 			c.Run("OneReader", func(t *testing.T) { moneySQLiteOneReader(t, e) })
 		}
 	})
+}
+
+// moneyNoSandbox: with the sandbox off (WALLET_SANDBOX=false, --sandbox=false)
+// its pages are not served and, no SBP provider being configured, a top-up is
+// UNAVAILABLE rather than a link nobody can pay.
+func moneyNoSandbox(t *testing.T, e storetest.Engine) {
+	s := startMoneyServer(t, e, map[string]string{"WALLET_SANDBOX": "false"})
+	tok := s.token(t, s.A)
+	w := s.register(t, tok, phone())
+	req, status, header, data := s.send(t, http.MethodPost, moneyAcct(w)+"/refill", tok, map[string]any{"amount": "100"})
+	validate(t, req, status, header, data)
+	expectError(t, "refill without an SBP provider", status, data, http.StatusServiceUnavailable, "UNAVAILABLE")
+	if header.Get("Retry-After") == "" {
+		t.Errorf("refill without an SBP provider: no Retry-After")
+	}
+	qrc := uuid.NewString()
+	status, _, data = s.do(t, http.MethodGet, "/sandbox/sbp/"+qrc, "", nil)
+	expectError(t, "the sandbox bank page", status, data, http.StatusNotFound, "NOT_FOUND")
+	status, _, data = s.do(t, http.MethodPost, "/sandbox/sbp/"+qrc+"/confirm", "", nil)
+	expectError(t, "a sandbox confirmation", status, data, http.StatusNotFound, "NOT_FOUND")
+	if page, _ := s.report(t, tok, w, ""); moneyNum(page, "totalElements") != "0" {
+		t.Errorf("the refused top-up left an operation: %v", page)
+	}
 }
 
 // moneySQLiteOneReader: WALLET_DB_MAX_CONNS caps SQLite's readers; with one
@@ -521,6 +545,24 @@ func moneyPayment(t *testing.T, e storetest.Engine) {
 			t.Errorf("corrected payment answered %s", data)
 		}
 		s.expectBalance(t, "after the corrected payment", tok, w, "0.00")
+	})
+
+	c.Run("statutory monthly cap", func(t *testing.T) {
+		// PERSONALIZED: payments and withdrawals together stay within
+		// 200 000.00 a month (161-FZ), though each type is within its own limit.
+		w := s.register(t, tok, phone(), 1)
+		for range 3 {
+			s.fund(t, tok, w, "50000")
+			s.payOK(t, tok, w, "50000", tspA)
+		}
+		s.fund(t, tok, w, "50001")
+		status, _, data := s.withdraw(t, tok, w, sberbank, "50000")
+		moneyOK(t, "withdrawal up to the cap", status, data)
+		token := s.initPayment(t, tok, w)
+		status, _, data = s.pay(t, tok, w, token, "1", tspA)
+		expectError(t, "payment past the statutory cap", status, data, http.StatusBadRequest, "LIMIT_EXCEEDED", "amount")
+		expectDetails(t, "statutory cap", data, "statutoryMonthLimit", "200000.00", "200000.00", "0.00", nextMonthMoscow())
+		s.expectBalance(t, "after the refused payment", tok, w, "1.00")
 	})
 
 	c.Run("limits", func(t *testing.T) {
