@@ -287,10 +287,7 @@ func (s *Service) ExpireTopUp(ctx context.Context, opID uuid.UUID) (time.Time, e
 // Errors: WALLET_NOT_FOUND, WALLET_CLOSED.
 func (s *Service) InitPayment(ctx context.Context, partnerID, walletID uuid.UUID) (PaymentToken, error) {
 	err := s.store.View(ctx, func(ctx context.Context, tx Tx) error {
-		w, err := wallet(ctx, tx, partnerID, walletID, false)
-		if err == nil && w.Status != Active {
-			err = Fail(CodeWalletClosed)
-		}
+		_, err := active(tx.Wallet(ctx, partnerID, walletID, false))
 		return err
 	})
 	if err != nil {

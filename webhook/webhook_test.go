@@ -250,6 +250,31 @@ func TestFailingReceiverGetsTheEventLater(t *testing.T) {
 	})
 }
 
+// An unpaid top-up that expires is told to the partner as refill.expired,
+// with the operation in its final state.
+func TestExpiredTopUpIsDelivered(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newFixture(t, storetest.Engines()[0], 0)
+	short, err := wallet.NewService(f.db, wallet.Config{SBP: sbp.NewSandbox("http://wallet.test", 0), TopUpTTL: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := ok[wallet.Wallet](t)(short.Register(ctx, f.creds.PartnerID, "9001234567", wallet.Elementary))
+	op := ok[wallet.Operation](t)(short.Refill(ctx, f.creds.PartnerID, w.ID, 1000, ""))
+	time.Sleep(5 * time.Millisecond)
+	if _, err := short.ExpireTopUp(ctx, op.ID); err != nil {
+		t.Fatal(err)
+	}
+	got := f.drain(t, 1)[0]
+	verify(t, f.creds.WebhookSecret, got)
+	if got.event.Type != wallet.EventRefillExpired || got.event.WalletID != w.ID || got.event.Operation == nil ||
+		got.event.Operation.OperationID != op.ID || got.event.Operation.Status != string(wallet.Expired) ||
+		got.event.Operation.OperationType != string(wallet.Credit) {
+		t.Fatalf("delivered %s", got.body)
+	}
+}
+
 func TestNoURL(t *testing.T) {
 	t.Parallel()
 	e := storetest.Engines()[0]
