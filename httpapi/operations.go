@@ -75,6 +75,11 @@ type paymentAnswer struct {
 	Status      string       `json:"status"`
 }
 
+// paymentJSON is the answer of a payment and of a refund.
+func paymentJSON(op wallet.Operation) paymentAnswer {
+	return paymentAnswer{WalletID: op.WalletID, Token: op.Token, OperationID: op.ID, Amount: op.Amount, Status: string(op.Status)}
+}
+
 // uuidField reads a required UUID member.
 func (o object) uuidField(name string, v *wallet.Validation) uuid.UUID {
 	s := o.str(name, name, true, v)
@@ -110,7 +115,7 @@ func (s *Server) payment(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, paymentAnswer{WalletID: op.WalletID, Token: op.Token, OperationID: op.ID, Amount: op.Amount, Status: string(op.Status)})
+	writeJSON(w, http.StatusOK, paymentJSON(op))
 	return nil
 }
 
@@ -141,7 +146,7 @@ func (s *Server) refund(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, paymentAnswer{WalletID: op.WalletID, Token: op.Token, OperationID: op.ID, Amount: op.Amount, Status: string(op.Status)})
+	writeJSON(w, http.StatusOK, paymentJSON(op))
 	return nil
 }
 
