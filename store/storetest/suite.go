@@ -120,6 +120,16 @@ func insertWallet(db *store.DB, w wallet.Wallet) error {
 	})
 }
 
+// openWithWallet opens a database with a partner and one stored wallet of it.
+func openWithWallet(t *testing.T, open func(t *testing.T) *store.DB) (*store.DB, auth.Partner, wallet.Wallet) {
+	t.Helper()
+	db := open(t)
+	p, _ := newPartner(t, db)
+	w := newWallet(t, p.ID, "9001234567")
+	mustInsertWallet(t, db, w)
+	return db, p, w
+}
+
 func mustInsertWallet(t *testing.T, db *store.DB, w wallet.Wallet) {
 	t.Helper()
 	mustNil(t, insertWallet(db, w), "InsertWallet")
@@ -613,10 +623,7 @@ func runWallets(t *testing.T, open func(t *testing.T) *store.DB) {
 
 	t.Run("ActiveWalletByPhone", func(t *testing.T) {
 		t.Parallel()
-		db := open(t)
-		p, _ := newPartner(t, db)
-		w := newWallet(t, p.ID, "9001234567")
-		mustInsertWallet(t, db, w)
+		db, p, w := openWithWallet(t, open)
 		mustInsertWallet(t, db, newWallet(t, p.ID, "9007654321"))
 
 		got, err := byPhone(db, p.ID, w.Phone)
@@ -664,10 +671,7 @@ func runWallets(t *testing.T, open func(t *testing.T) *store.DB) {
 
 	t.Run("DuplicateNumberAndID", func(t *testing.T) {
 		t.Parallel()
-		db := open(t)
-		p, _ := newPartner(t, db)
-		w := newWallet(t, p.ID, "9001234567")
-		mustInsertWallet(t, db, w)
+		db, p, w := openWithWallet(t, open)
 
 		sameNumber := newWallet(t, p.ID, "9007654321")
 		sameNumber.Number = w.Number
@@ -685,10 +689,7 @@ func runWallets(t *testing.T, open func(t *testing.T) *store.DB) {
 
 	t.Run("UpdateWallet", func(t *testing.T) {
 		t.Parallel()
-		db := open(t)
-		p, _ := newPartner(t, db)
-		w := newWallet(t, p.ID, "9001234567")
-		mustInsertWallet(t, db, w)
+		db, p, w := openWithWallet(t, open)
 
 		w.Identification = wallet.Identified
 		mustNil(t, updateWallet(db, w), "UpdateWallet(identification)")
@@ -702,10 +703,7 @@ func runWallets(t *testing.T, open func(t *testing.T) *store.DB) {
 
 	t.Run("NoPendingOperations", func(t *testing.T) {
 		t.Parallel()
-		db := open(t)
-		p, _ := newPartner(t, db)
-		w := newWallet(t, p.ID, "9001234567")
-		mustInsertWallet(t, db, w)
+		db, _, w := openWithWallet(t, open)
 		var pending bool
 		mustNil(t, db.View(ctx, func(ctx context.Context, tx wallet.Tx) error {
 			var err error
@@ -719,10 +717,7 @@ func runWallets(t *testing.T, open func(t *testing.T) *store.DB) {
 
 	t.Run("MonthUsageEmpty", func(t *testing.T) {
 		t.Parallel()
-		db := open(t)
-		p, _ := newPartner(t, db)
-		w := newWallet(t, p.ID, "9001234567")
-		mustInsertWallet(t, db, w)
+		db, _, w := openWithWallet(t, open)
 		var used map[wallet.OperationType]money.Amount
 		mustNil(t, db.View(ctx, func(ctx context.Context, tx wallet.Tx) error {
 			var err error
@@ -736,10 +731,7 @@ func runWallets(t *testing.T, open func(t *testing.T) *store.DB) {
 
 	t.Run("LockSerializes", func(t *testing.T) {
 		t.Parallel()
-		db := open(t)
-		p, _ := newPartner(t, db)
-		w := newWallet(t, p.ID, "9001234567")
-		mustInsertWallet(t, db, w)
+		db, p, w := openWithWallet(t, open)
 		saveOverrides(t, db, w.ID, wallet.Overrides{Balance: wallet.Some(0)})
 
 		// Each transaction locks the wallet, reads a counter, waits and writes
@@ -853,10 +845,7 @@ func runTransactions(t *testing.T, open func(t *testing.T) *store.DB) {
 
 	t.Run("DuplicateOperationRollsBackAll", func(t *testing.T) {
 		t.Parallel()
-		db := open(t)
-		p, _ := newPartner(t, db)
-		w := newWallet(t, p.ID, "9001234567")
-		mustInsertWallet(t, db, w)
+		db, _, w := openWithWallet(t, open)
 		token := uuid.New()
 		mustNil(t, db.Update(ctx, func(ctx context.Context, tx wallet.Tx) error {
 			return tx.InsertOperation(ctx, newPayment(w, token))
@@ -1028,19 +1017,13 @@ func runTransactions(t *testing.T, open func(t *testing.T) *store.DB) {
 func runOverrides(t *testing.T, open func(t *testing.T) *store.DB) {
 	t.Run("ZeroForNewWallet", func(t *testing.T) {
 		t.Parallel()
-		db := open(t)
-		p, _ := newPartner(t, db)
-		w := newWallet(t, p.ID, "9001234567")
-		mustInsertWallet(t, db, w)
+		db, _, w := openWithWallet(t, open)
 		sameOverrides(t, readOverrides(t, db, w.ID), wallet.Overrides{})
 	})
 
 	t.Run("RoundTripAndReplace", func(t *testing.T) {
 		t.Parallel()
-		db := open(t)
-		p, _ := newPartner(t, db)
-		w := newWallet(t, p.ID, "9001234567")
-		mustInsertWallet(t, db, w)
+		db, p, w := openWithWallet(t, open)
 		other := newWallet(t, p.ID, "9007654321")
 		mustInsertWallet(t, db, other)
 
