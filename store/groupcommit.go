@@ -18,6 +18,9 @@ type committer struct {
 	db   *sql.DB
 	reqs chan *commitReq
 	done chan struct{}
+	// between runs after each batch, while no transaction holds the writer's
+	// lock (the checkpointer's log restart); nil: nothing.
+	between func(context.Context)
 }
 
 type commitReq struct {
@@ -29,8 +32,8 @@ type commitReq struct {
 // maxBatch bounds the work of one commit, so a burst cannot hold the writer long.
 const maxBatch = 128
 
-func newCommitter(db *sql.DB) *committer {
-	c := &committer{db: db, reqs: make(chan *commitReq), done: make(chan struct{})}
+func newCommitter(db *sql.DB, between func(context.Context)) *committer {
+	c := &committer{db: db, reqs: make(chan *commitReq), done: make(chan struct{}), between: between}
 	go c.loop()
 	return c
 }
@@ -71,6 +74,9 @@ func (c *committer) loop() {
 			}
 		}
 		c.commit(batch)
+		if c.between != nil {
+			c.between(context.Background())
+		}
 	}
 }
 

@@ -5,9 +5,13 @@ import (
 	"fmt"
 	"net/url"
 	"runtime"
+	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
+
+// busyTimeout is how long a connection waits for SQLite's locks.
+const busyTimeout = 10 * time.Second
 
 // openSQLite opens a writer pool and a pool of readers on the same file.
 // SQLite allows one writer at a time anyway; write transactions go through the
@@ -17,7 +21,7 @@ import (
 func openSQLite(path string, opts Options) (*DB, error) {
 	pragmas := url.Values{}
 	for _, p := range []string{
-		"busy_timeout(10000)",
+		fmt.Sprintf("busy_timeout(%d)", busyTimeout.Milliseconds()),
 		"journal_mode(WAL)",
 		"foreign_keys(1)",
 		// FULL: a commit is on disk before the partner hears "success".
@@ -58,11 +62,12 @@ func openSQLite(path string, opts Options) (*DB, error) {
 	read.SetMaxOpenConns(readers)
 	read.SetMaxIdleConns(readers)
 	read.SetConnMaxLifetime(0)
+	ckpt := newCheckpointer(write)
 	return &DB{
 		write: write, read: read, eng: sqliteEngine,
 		writeStmts: newStmtCache(write),
 		readStmts:  newStmtCache(read),
-		committer:  newCommitter(write),
-		checkpoint: newCheckpointer(write),
+		committer:  newCommitter(write, ckpt.restartIfDue),
+		checkpoint: ckpt,
 	}, nil
 }
