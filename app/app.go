@@ -30,11 +30,13 @@ type Config struct {
 	Sandbox     bool   // serve the SBP sandbox and use it as the gateway
 	PayoutDelay time.Duration
 	TopUpTTL    time.Duration
-	AccessTTL   time.Duration
-	RefreshTTL  time.Duration
-	Location    *time.Location
-	Limits      wallet.SystemLimits
-	Logger      *slog.Logger
+	// PaymentTokenTTL is how long a payment token lives; 15 minutes when zero.
+	PaymentTokenTTL time.Duration
+	AccessTTL       time.Duration
+	RefreshTTL      time.Duration
+	Location        *time.Location
+	Limits          wallet.SystemLimits
+	Logger          *slog.Logger
 	// HTTPLimits are the abuse limits of the HTTP edge.
 	HTTPLimits httpapi.Limits
 }
@@ -73,7 +75,7 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	}
 	a.Wallets, err = wallet.NewService(cfg.DB, wallet.Config{
 		TokenKey: tokenKey,
-		Limits:   cfg.Limits, Location: cfg.Location, SBP: gateway, TopUpTTL: cfg.TopUpTTL, Observe: m.observeOperation,
+		Limits:   cfg.Limits, Location: cfg.Location, SBP: gateway, TopUpTTL: cfg.TopUpTTL, TokenTTL: cfg.PaymentTokenTTL, Observe: m.observeOperation,
 		BankName: func(id string) (string, bool) {
 			b, ok := banks.Find(id)
 			return b.Name, ok

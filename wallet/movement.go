@@ -294,7 +294,13 @@ func (s *Service) InitPayment(ctx context.Context, partnerID, walletID uuid.UUID
 		return PaymentToken{}, err
 	}
 	now := s.now()
-	pt := PaymentToken{WalletID: walletID, CreatedAt: now, ExpiresAt: now.Add(s.tokenTTL)}
+	// The token carries its expiry in whole seconds: rounded up, it lives
+	// the whole TTL, and the answer's expiresAt is the one the token keeps.
+	expires := now.Add(s.tokenTTL)
+	if sec := expires.Truncate(time.Second); sec.Before(expires) {
+		expires = sec.Add(time.Second)
+	}
+	pt := PaymentToken{WalletID: walletID, CreatedAt: now, ExpiresAt: expires}
 	pt.Token, err = s.newPaymentToken(walletID, pt.ExpiresAt)
 	return pt, err
 }

@@ -37,6 +37,7 @@ type serveConfig struct {
 	tlsKey     string
 	httpLimits httpapi.Limits
 	topUpTTL   time.Duration
+	payTTL     time.Duration
 	payoutWait time.Duration
 }
 
@@ -61,6 +62,13 @@ func loadServeConfig(args []string, env envFunc, stderr io.Writer) (serveConfig,
 	}
 	if cfg.topUpTTL, err = env.duration("WALLET_TOPUP_TTL", 30*time.Minute); err != nil {
 		return cfg, err
+	}
+	if cfg.payTTL, err = env.duration("WALLET_PAYMENT_TOKEN_TTL", 15*time.Minute); err != nil {
+		return cfg, err
+	}
+	if cfg.payTTL < time.Second {
+		// A payment token carries its expiry in whole seconds.
+		return cfg, fmt.Errorf("WALLET_PAYMENT_TOKEN_TTL=%q: want at least 1s", env("WALLET_PAYMENT_TOKEN_TTL"))
 	}
 	if cfg.payoutWait, err = env.duration("WALLET_SANDBOX_PAYOUT_DELAY", 2*time.Second); err != nil {
 		return cfg, err
@@ -116,7 +124,7 @@ func serve(ctx context.Context, args []string, env envFunc, stdout, stderr io.Wr
 
 	a, err := app.New(ctx, app.Config{
 		DB: db, PublicURL: cfg.publicURL, Sandbox: cfg.sandbox, PayoutDelay: cfg.payoutWait,
-		TopUpTTL: cfg.topUpTTL, AccessTTL: cfg.accessTTL, RefreshTTL: cfg.refreshTTL,
+		TopUpTTL: cfg.topUpTTL, PaymentTokenTTL: cfg.payTTL, AccessTTL: cfg.accessTTL, RefreshTTL: cfg.refreshTTL,
 		Location: cfg.location, Limits: cfg.limits, Logger: logger, HTTPLimits: cfg.httpLimits,
 	})
 	if err != nil {
