@@ -114,11 +114,18 @@ func (s *Service) Refill(ctx context.Context, partnerID, walletID uuid.UUID, amo
 	}
 	now := s.now()
 	expires := now.Add(s.topUpTTL)
+	same := func(o Operation) bool { return o.Type == Credit && o.WalletID == walletID && o.Amount == amount }
+	// The link is issued outside the transaction (no lock waits on SBP), so
+	// refusals and repeats are answered first, from a read: a refused top-up
+	// leaves no link at the provider, and an unknown wallet is 404, not 503,
+	// while SBP is down. The transaction checks everything again.
+	if prev, done, err := s.precheckRefill(ctx, partnerID, walletID, amount, idemKey, same); err != nil || done {
+		return prev, err
+	}
 	link, err := s.sbp.IssueTopUp(ctx, TopUpOrder{OperationID: id, Amount: amount, ExpiresAt: expires})
 	if err != nil {
 		return Operation{}, fmt.Errorf("%w: issue SBP link: %w", Fail(CodeUnavailable), err)
 	}
-	same := func(o Operation) bool { return o.Type == Credit && o.WalletID == walletID && o.Amount == amount }
 	return s.newOperation(ctx, partnerID, walletID, idemKey, same, func(ctx context.Context, tx Tx, w Wallet) (Operation, error) {
 		month := s.monthOf(now)
 		l, err := s.loadLimits(ctx, tx, w, month)
@@ -144,6 +151,28 @@ func (s *Service) Refill(ctx context.Context, partnerID, walletID uuid.UUID, amo
 		}
 		return op, s.enqueue(ctx, tx, JobExpireTopUp, id, expires)
 	})
+}
+
+// precheckRefill answers a top-up that would be refused, or that repeats an
+// Idempotency-Key (done, with the first operation), without a transaction.
+func (s *Service) precheckRefill(ctx context.Context, partnerID, walletID uuid.UUID, amount money.Amount, idemKey string,
+	same func(Operation) bool,
+) (prev Operation, done bool, err error) {
+	err = s.store.View(ctx, func(ctx context.Context, tx Tx) error {
+		w, err := active(tx.Wallet(ctx, partnerID, walletID, false))
+		if err != nil {
+			return err
+		}
+		if prev, done, err = replay(ctx, tx, partnerID, idemKey, same); err != nil || done {
+			return err
+		}
+		l, err := s.loadLimits(ctx, tx, w, s.monthOf(s.now()))
+		if err != nil {
+			return err
+		}
+		return l.credit(amount, w.PendingCredit)
+	})
+	return prev, done, err
 }
 
 func (s *Service) enqueue(ctx context.Context, tx Tx, kind string, ref uuid.UUID, at time.Time) error {

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/perspektiva/walletd/store/storetest"
 )
 
@@ -137,6 +139,11 @@ func TestE2ESBPUnavailable(t *testing.T) {
 				t.Errorf("refill while SBP is down: no Retry-After")
 			}
 		}
+		// What would be refused anyway is refused as such, before SBP is asked.
+		status, _, data := down.refill(t, tok, uuid.NewString(), "100")
+		expectError(t, "refill of an unknown wallet while SBP is down", status, data, http.StatusNotFound, "WALLET_NOT_FOUND")
+		status, _, data = down.refill(t, tok, w, "20000")
+		expectError(t, "refill over the balance limit while SBP is down", status, data, http.StatusBadRequest, "LIMIT_EXCEEDED", "amount")
 		down.expectBalance(t, "after the refused top-ups", tok, w, "1000.00")
 		if page, items := down.report(t, tok, w, ""); moneyNum(page, "totalElements") != "1" || len(items) != 1 {
 			t.Errorf("report after the refused top-ups: %v, want only the first top-up", moneyIDs(items))
