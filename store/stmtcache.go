@@ -66,6 +66,22 @@ func (c *stmtCache) queryRow(ctx context.Context, query string, args ...any) *sq
 	return c.pool.QueryRowContext(ctx, query, args...)
 }
 
+// ExecContext runs a statement on the pool itself, prepared where it can.
+func (c *stmtCache) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if st := c.get(ctx, query); st != nil { //nolint:sqlclosecheck // cached; closed by close()
+		return st.ExecContext(ctx, args...)
+	}
+	return c.pool.ExecContext(ctx, query, args...)
+}
+
+// QueryContext runs a read on the pool itself, prepared where it can.
+func (c *stmtCache) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	if st := c.get(ctx, query); st != nil { //nolint:sqlclosecheck // cached; closed by close()
+		return st.QueryContext(ctx, args...)
+	}
+	return c.pool.QueryContext(ctx, query, args...)
+}
+
 // cachedTx runs a transaction's statements through the cache.
 type cachedTx struct {
 	tx    *sql.Tx

@@ -138,8 +138,8 @@ func (db *DB) Update(ctx context.Context, fn func(context.Context, wallet.Tx) er
 	return db.walletTx(ctx, false, fn)
 }
 
-// View runs fn's reads (wallet.Store): in a read-only transaction on SQLite, each
-// round trip on its own on PostgreSQL (see pipeline).
+// View runs fn's reads (wallet.Store), each on its own: SQLite's in autocommit
+// on a reader connection, PostgreSQL's without BEGIN and COMMIT (see pipeline).
 func (db *DB) View(ctx context.Context, fn func(context.Context, wallet.Tx) error) error {
 	return db.walletTx(ctx, true, fn)
 }
@@ -153,8 +153,11 @@ func (db *DB) walletTx(ctx context.Context, readOnly bool, fn func(context.Conte
 		})
 	}
 	if readOnly {
-		return db.inTx(ctx, db.read, &sql.TxOptions{ReadOnly: true}, func(ctx context.Context, tx *sql.Tx) error {
-			return fn(ctx, &walletTx{q: sqlStmts{db.querier(tx, db.readStmts)}, eng: &db.eng})
+		// View promises committed data, not one snapshot (wallet.Store): each
+		// read runs on its own, as on PostgreSQL, and a one-read View costs one
+		// statement instead of BEGIN, the read and COMMIT.
+		return db.retry(ctx, func() error {
+			return fn(ctx, &walletTx{q: sqlStmts{db.readStmts}, eng: &db.eng})
 		})
 	}
 	return db.inTx(ctx, db.write, nil, func(ctx context.Context, tx *sql.Tx) error {
