@@ -154,14 +154,10 @@ func (in *intent) wantStatus() []client.OperationStatus {
 	return []client.OperationStatus{client.StatusSuccess}
 }
 
-// runnerDefaults has the settings walletd's background runner uses: a job
-// claimed by a process killed since is free again when its Lease ends, and
-// the runner looks for due work at least every Poll.
-var runnerDefaults = jobs.NewRunner(nil, nil, nil)
-
 // leaseSlack is how long after a job's lease ends its operation may stay
-// PENDING: the runner looks within a poll, then claims and runs the job.
-var leaseSlack = runnerDefaults.Poll + runAllowance
+// PENDING: walletd's runner (its defaults, as serve uses them) looks for due
+// work every Poll, then claims and runs the job.
+var leaseSlack = jobs.NewRunner(nil, nil, nil).Poll + runAllowance
 
 type opKey struct {
 	typ    client.OperationType
