@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/perspektiva/walletd/idempotency"
 	"github.com/perspektiva/walletd/money"
 )
 
@@ -25,12 +26,13 @@ func retryDuplicates[T any](fn func() (T, error)) (T, error) {
 }
 
 // replay returns the operation an earlier request under the same
-// Idempotency-Key created, if it was the same request.
-func replay(ctx context.Context, tx Tx, partnerID uuid.UUID, key string, same func(Operation) bool) (Operation, bool, error) {
+// Idempotency-Key created within the key's window (since on), if it was the
+// same request.
+func replay(ctx context.Context, tx Tx, partnerID uuid.UUID, key string, since time.Time, same func(Operation) bool) (Operation, bool, error) {
 	if key == "" {
 		return Operation{}, false, nil
 	}
-	op, err := tx.OperationByIdemKey(ctx, partnerID, key)
+	op, err := tx.OperationByIdemKey(ctx, partnerID, key, since)
 	if errors.Is(err, ErrNotFound) {
 		return Operation{}, false, nil
 	}
@@ -60,7 +62,15 @@ func (s *Service) newOperation(ctx context.Context, partnerID, walletID uuid.UUI
 			if err != nil {
 				return err
 			}
-			prev, ok, err := replay(ctx, tx, partnerID, idemKey, same)
+			since := s.now().Add(-idempotency.TTL)
+			if idemKey != "" {
+				// Past its window the key is the partner's to use again: an
+				// older operation lets go of it (the key is unique per partner).
+				if err := tx.ReleaseIdemKey(ctx, partnerID, idemKey, since); err != nil {
+					return err
+				}
+			}
+			prev, ok, err := replay(ctx, tx, partnerID, idemKey, since, same)
 			if err != nil || ok {
 				op, created = prev, false
 				return err
@@ -163,7 +173,7 @@ func (s *Service) precheckRefill(ctx context.Context, partnerID, walletID uuid.U
 		if err != nil {
 			return err
 		}
-		if prev, done, err = replay(ctx, tx, partnerID, idemKey, same); err != nil || done {
+		if prev, done, err = replay(ctx, tx, partnerID, idemKey, s.now().Add(-idempotency.TTL), same); err != nil || done {
 			return err
 		}
 		l, err := s.loadLimits(ctx, tx, w, s.monthOf(s.now()))
