@@ -51,13 +51,19 @@ func (s WebhookStore) Operation(ctx context.Context, id uuid.UUID) (wallet.Opera
 	return scanOperation(s.db.read.QueryRowContext(ctx, `SELECT `+operationColumns+` FROM operations WHERE id = $1`, id))
 }
 
-// RecordAttempt keeps one delivery attempt.
-func (s WebhookStore) RecordAttempt(ctx context.Context, a webhook.Attempt) error {
-	_, err := s.db.exec(ctx, `INSERT INTO webhook_attempts
-		(event_id, attempt, attempted_at, url, status_code, error, duration_us) VALUES ($1, $2, $3, $4, $5, $6, $7)
-		ON CONFLICT (event_id, attempt) DO NOTHING`,
-		a.EventID, a.Number, micros(a.At), a.URL, a.StatusCode, a.Error, a.Duration.Microseconds())
-	return err
+// RecordAttempt keeps one delivery attempt and the event's state after it,
+// in one transaction.
+func (s WebhookStore) RecordAttempt(ctx context.Context, a webhook.Attempt, st webhook.Status, at time.Time) error {
+	return s.db.inTx(ctx, s.db.write, nil, func(ctx context.Context, tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO webhook_attempts
+			(event_id, attempt, attempted_at, url, status_code, error, duration_us) VALUES ($1, $2, $3, $4, $5, $6, $7)
+			ON CONFLICT (event_id, attempt) DO NOTHING`,
+			a.EventID, a.Number, micros(a.At), a.URL, a.StatusCode, a.Error, a.Duration.Microseconds()); err != nil {
+			return err
+		}
+		return mustAffect(tx.ExecContext(ctx, `UPDATE webhook_events SET status = $1, attempts = $2, delivered_at = $3 WHERE id = $4`,
+			string(st), a.Number, nullMicros(at), a.EventID))
+	})
 }
 
 // SetStatus records an event's delivery state.

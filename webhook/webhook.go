@@ -79,7 +79,9 @@ type Store interface {
 	Event(ctx context.Context, id uuid.UUID) (Record, error)
 	Target(ctx context.Context, partnerID uuid.UUID) (Target, error)
 	Operation(ctx context.Context, id uuid.UUID) (wallet.Operation, error)
-	RecordAttempt(ctx context.Context, a Attempt) error
+	// RecordAttempt keeps an attempt and the event's state after it (at: when
+	// it was settled, zero while pending) together.
+	RecordAttempt(ctx context.Context, a Attempt, s Status, at time.Time) error
 	SetStatus(ctx context.Context, id uuid.UUID, s Status, attempts int, at time.Time) error
 }
 
@@ -184,21 +186,20 @@ func (d *Deliverer) Deliver(ctx context.Context, eventID uuid.UUID) (time.Time, 
 	attempt := rec.Attempts + 1
 	a := d.post(ctx, target, body, now)
 	a.EventID, a.Number = eventID, attempt
-	if err := d.store.RecordAttempt(ctx, a); err != nil {
-		return time.Time{}, err
-	}
-	if a.StatusCode >= 200 && a.StatusCode < 300 {
+	st, settled, next := Pending, time.Time{}, now.Add(backoff(attempt))
+	switch {
+	case a.StatusCode >= 200 && a.StatusCode < 300:
+		st, settled, next = Delivered, d.now(), time.Time{}
 		d.observe("delivered")
-		return time.Time{}, d.store.SetStatus(ctx, eventID, Delivered, attempt, d.now())
-	}
-	next := now.Add(backoff(attempt))
-	if next.After(rec.CreatedAt.Add(d.window)) {
+	case next.After(rec.CreatedAt.Add(d.window)):
+		st, settled, next = Failed, d.now(), time.Time{}
 		d.observe("failed")
 		d.log.Warn("webhook given up", "event", eventID, "attempts", attempt)
-		return time.Time{}, d.store.SetStatus(ctx, eventID, Failed, attempt, d.now())
+	default:
+		d.observe("retry")
 	}
-	d.observe("retry")
-	if err := d.store.SetStatus(ctx, eventID, Pending, attempt, time.Time{}); err != nil {
+	// One write: the outbox never shows an attempt its event does not count.
+	if err := d.store.RecordAttempt(ctx, a, st, settled); err != nil {
 		return time.Time{}, err
 	}
 	return next, nil
