@@ -20,7 +20,6 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -28,17 +27,20 @@ import (
 	"time"
 
 	"github.com/perspektiva/walletd/api"
+	"github.com/perspektiva/walletd/e2e/procs"
 	"github.com/perspektiva/walletd/store/storetest"
 )
 
 const base = "/api/wallet/v1"
+
+func TestMain(m *testing.M) { procs.Main(m) }
 
 // TestAuthorizationMatrix builds walletd once and runs the matrix on each engine.
 func TestAuthorizationMatrix(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the walletd binary")
 	}
-	bin := buildWalletd(t)
+	bin := procs.Binary(t)
 	v, err := api.NewValidator()
 	if err != nil {
 		t.Fatal(err)
@@ -49,23 +51,6 @@ func TestAuthorizationMatrix(t *testing.T) {
 		m.run(t)
 		t.Logf("%s: %d matrix cells checked in %s", engine.Name, m.cells, time.Since(start).Round(time.Millisecond))
 	})
-}
-
-// buildWalletd compiles cmd/walletd into the test's temporary directory.
-func buildWalletd(t *testing.T) string {
-	t.Helper()
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		t.Fatalf("the go tool is needed to build walletd: %v", err)
-	}
-	bin := filepath.Join(t.TempDir(), "walletd")
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, goTool, "build", "-o", bin, "github.com/perspektiva/walletd/cmd/walletd").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go build walletd: %v\n%s", err, out)
-	}
-	return bin
 }
 
 // ---------------------------------------------------------------------------
