@@ -95,3 +95,26 @@ func (s JobStore) Backlog(ctx context.Context, now time.Time) (int, time.Duratio
 	}
 	return n, now.Sub(fromMicros(oldest.Int64)), nil
 }
+
+// PendingAge tells, by operation type, how long ago the oldest operation still
+// PENDING was created: a payout the provider keeps in progress is retried
+// for as long as it takes, and shows here rather than in the backlog.
+func (s JobStore) PendingAge(ctx context.Context, now time.Time) (map[wallet.OperationType]time.Duration, error) {
+	rows, err := s.db.read.QueryContext(ctx, `SELECT type, MIN(created_at) FROM operations WHERE status = 'PENDING' GROUP BY type`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	ages := map[wallet.OperationType]time.Duration{}
+	for rows.Next() {
+		var (
+			typ    wallet.OperationType
+			oldest int64
+		)
+		if err := rows.Scan(&typ, &oldest); err != nil {
+			return nil, err
+		}
+		ages[typ] = now.Sub(fromMicros(oldest))
+	}
+	return ages, rows.Err()
+}

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -34,6 +35,7 @@ func TestE2EObservability(t *testing.T) {
 		if resp.StatusCode != http.StatusOK {
 			t.Fatalf("/metrics: %d", resp.StatusCode)
 		}
+		var seenAge bool
 		for _, want := range []string{
 			`walletd_http_requests_total{code="",method="POST",route="/api/wallet/v1/account/{walletId}/refill",status="200"} 1`,
 			`walletd_operations_total{status="PENDING",type="CREDIT"} 1`,
@@ -43,6 +45,24 @@ func TestE2EObservability(t *testing.T) {
 			if !strings.Contains(string(metrics), want) {
 				t.Errorf("/metrics lacks %q", want)
 			}
+		}
+		// The refill waits for the client: its age shows, and no payout waits.
+		for _, line := range strings.Split(string(metrics), "\n") {
+			var age float64
+			switch {
+			case strings.HasPrefix(line, `walletd_operations_pending_oldest_seconds{type="CREDIT"} `):
+				if _, err := fmt.Sscan(strings.Fields(line)[1], &age); err != nil || age <= 0 || age > 60 {
+					t.Errorf("pending top-up age: %q, want the refill's few seconds", line)
+				}
+				seenAge = true
+			case strings.HasPrefix(line, `walletd_operations_pending_oldest_seconds{type="DEBIT"} `):
+				if strings.Fields(line)[1] != "0" {
+					t.Errorf("pending payout age: %q, want 0 with no withdrawal", line)
+				}
+			}
+		}
+		if !seenAge {
+			t.Error("/metrics lacks walletd_operations_pending_oldest_seconds for CREDIT")
 		}
 		if strings.Contains(string(metrics), w) {
 			t.Error("/metrics names a wallet id: routes must be patterns")
