@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/google/uuid"
 
@@ -74,14 +73,13 @@ func (t *walletTx) OperationByQRC(ctx context.Context, qrcID string) (wallet.Ope
 	return scanOperation(row(ctx, t.q, `SELECT `+operationColumns+` FROM operations WHERE qrc_id = $1`, qrcID))
 }
 
-func (t *walletTx) OperationByIdemKey(ctx context.Context, partnerID uuid.UUID, key string, since time.Time) (wallet.Operation, error) {
+func (t *walletTx) OperationByIdemKey(ctx context.Context, partnerID uuid.UUID, key string) (wallet.Operation, error) {
 	return scanOperation(row(ctx, t.q, `SELECT `+operationColumns+` FROM operations
-		WHERE partner_id = $1 AND idempotency_key = $2 AND created_at >= $3`, partnerID, key, micros(since)))
+		WHERE partner_id = $1 AND idempotency_key = $2`, partnerID, key))
 }
 
-func (t *walletTx) ReleaseIdemKey(ctx context.Context, partnerID uuid.UUID, key string, before time.Time) error {
-	return t.q.execLater(ctx, nil, `UPDATE operations SET idempotency_key = NULL
-		WHERE partner_id = $1 AND idempotency_key = $2 AND created_at < $3`, partnerID, key, micros(before))
+func (t *walletTx) ReleaseIdemKey(ctx context.Context, opID uuid.UUID) error {
+	return t.q.execLater(ctx, nil, `UPDATE operations SET idempotency_key = NULL WHERE id = $1`, opID)
 }
 
 func (t *walletTx) PaymentByToken(ctx context.Context, token uuid.UUID, lock bool) (wallet.Operation, error) {

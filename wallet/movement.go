@@ -26,18 +26,26 @@ func retryDuplicates[T any](fn func() (T, error)) (T, error) {
 }
 
 // replay returns the operation an earlier request under the same
-// Idempotency-Key created within the key's window (since on), if it was the
-// same request.
-func replay(ctx context.Context, tx Tx, partnerID uuid.UUID, key string, since time.Time, same func(Operation) bool) (Operation, bool, error) {
+// Idempotency-Key created, if it was the same request. An operation older than
+// the key's window does not count: past it the key is the partner's to use
+// again, and with release (in a transaction that may create an operation
+// under it) the old operation lets go of it, the key being unique per partner.
+func (s *Service) replay(ctx context.Context, tx Tx, partnerID uuid.UUID, key string, release bool, same func(Operation) bool) (Operation, bool, error) {
 	if key == "" {
 		return Operation{}, false, nil
 	}
-	op, err := tx.OperationByIdemKey(ctx, partnerID, key, since)
+	op, err := tx.OperationByIdemKey(ctx, partnerID, key)
 	if errors.Is(err, ErrNotFound) {
 		return Operation{}, false, nil
 	}
 	if err != nil {
 		return Operation{}, false, err
+	}
+	if op.CreatedAt.Before(s.now().Add(-idempotency.TTL)) {
+		if release {
+			return Operation{}, false, tx.ReleaseIdemKey(ctx, op.ID)
+		}
+		return Operation{}, false, nil
 	}
 	if !same(op) {
 		return Operation{}, false, Fail(CodeIdempotencyReused)
@@ -62,15 +70,7 @@ func (s *Service) newOperation(ctx context.Context, partnerID, walletID uuid.UUI
 			if err != nil {
 				return err
 			}
-			since := s.now().Add(-idempotency.TTL)
-			if idemKey != "" {
-				// Past its window the key is the partner's to use again: an
-				// older operation lets go of it (the key is unique per partner).
-				if err := tx.ReleaseIdemKey(ctx, partnerID, idemKey, since); err != nil {
-					return err
-				}
-			}
-			prev, ok, err := replay(ctx, tx, partnerID, idemKey, since, same)
+			prev, ok, err := s.replay(ctx, tx, partnerID, idemKey, true, same)
 			if err != nil || ok {
 				op, created = prev, false
 				return err
@@ -173,7 +173,7 @@ func (s *Service) precheckRefill(ctx context.Context, partnerID, walletID uuid.U
 		if err != nil {
 			return err
 		}
-		if prev, done, err = replay(ctx, tx, partnerID, idemKey, s.now().Add(-idempotency.TTL), same); err != nil || done {
+		if prev, done, err = s.replay(ctx, tx, partnerID, idemKey, false, same); err != nil || done {
 			return err
 		}
 		l, err := s.loadLimits(ctx, tx, w, s.monthOf(s.now()))

@@ -3,7 +3,6 @@ package wallet
 import (
 	"context"
 	"errors"
-	"time"
 
 	"github.com/google/uuid"
 
@@ -71,11 +70,11 @@ type Tx interface {
 	// OperationByQRC returns the top-up with an SBP link id, or ErrNotFound.
 	OperationByQRC(ctx context.Context, qrcID string) (Operation, error)
 	// OperationByIdemKey returns the partner's operation created under an
-	// Idempotency-Key at since or later, or ErrNotFound.
-	OperationByIdemKey(ctx context.Context, partnerID uuid.UUID, key string, since time.Time) (Operation, error)
-	// ReleaseIdemKey takes an Idempotency-Key off the partner's operations
-	// created before before, so that a new one may carry it.
-	ReleaseIdemKey(ctx context.Context, partnerID uuid.UUID, key string, before time.Time) error
+	// Idempotency-Key, or ErrNotFound.
+	OperationByIdemKey(ctx context.Context, partnerID uuid.UUID, key string) (Operation, error)
+	// ReleaseIdemKey takes the Idempotency-Key off an operation, so that a new
+	// one may carry it.
+	ReleaseIdemKey(ctx context.Context, opID uuid.UUID) error
 	// PaymentByToken returns the PAYMENT made with a token; lock holds it.
 	PaymentByToken(ctx context.Context, token uuid.UUID, lock bool) (Operation, error)
 	// UpdateOperation stores op's status, finishing time and refunded sum.

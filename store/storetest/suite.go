@@ -868,7 +868,7 @@ func runTransactions(t *testing.T, open func(t *testing.T) *store.DB) {
 		}
 	})
 
-	t.Run("IdempotencyKeyWindow", func(t *testing.T) {
+	t.Run("IdempotencyKeyRelease", func(t *testing.T) {
 		t.Parallel()
 		db, _, w := openWithWallet(t, open)
 		old := newPayment(w, uuid.New())
@@ -876,43 +876,43 @@ func runTransactions(t *testing.T, open func(t *testing.T) *store.DB) {
 		mustNil(t, db.Update(ctx, func(ctx context.Context, tx wallet.Tx) error {
 			return tx.InsertOperation(ctx, old)
 		}), "operation under the key")
-		byKey := func(since time.Time) (wallet.Operation, error) {
+		byKey := func() (wallet.Operation, error) {
 			var op wallet.Operation
 			err := db.View(ctx, func(ctx context.Context, tx wallet.Tx) (err error) {
-				op, err = tx.OperationByIdemKey(ctx, w.PartnerID, "k-1", since)
+				op, err = tx.OperationByIdemKey(ctx, w.PartnerID, "k-1")
 				return err
 			})
 			return op, err
 		}
-		got, err := byKey(when)
-		mustNil(t, err, "OperationByIdemKey(since its creation)")
+		got, err := byKey()
+		mustNil(t, err, "OperationByIdemKey")
 		if got.ID != old.ID {
 			t.Fatalf("OperationByIdemKey = %s, want %s", got.ID, old.ID)
 		}
-		_, err = byKey(when.Add(time.Microsecond))
-		mustIs(t, err, wallet.ErrNotFound, "OperationByIdemKey(since after its creation)")
 
-		// Released by an older cutoff nothing changes; by a later one the key
-		// is free for a new operation, and the old one keeps its data.
+		// The key is unique per partner until the old operation lets go of
+		// it; then a new operation may carry it, and the old one keeps its data.
 		next := newPayment(w, uuid.New())
 		next.IdemKey, next.CreatedAt = "k-1", when.Add(25*time.Hour)
-		err = db.Update(ctx, func(ctx context.Context, tx wallet.Tx) error {
-			if err := tx.ReleaseIdemKey(ctx, w.PartnerID, "k-1", when); err != nil {
-				return err
-			}
-			return tx.InsertOperation(ctx, next)
-		})
+		err = db.Update(ctx, func(ctx context.Context, tx wallet.Tx) error { return tx.InsertOperation(ctx, next) })
 		mustIs(t, err, wallet.ErrDuplicate, "a new operation under a key still held")
 		mustNil(t, db.Update(ctx, func(ctx context.Context, tx wallet.Tx) error {
-			if err := tx.ReleaseIdemKey(ctx, w.PartnerID, "k-1", next.CreatedAt.Add(-24*time.Hour)); err != nil {
+			if err := tx.ReleaseIdemKey(ctx, old.ID); err != nil {
 				return err
 			}
 			return tx.InsertOperation(ctx, next)
 		}), "a new operation under a released key")
-		got, err = byKey(when)
+		got, err = byKey()
 		mustNil(t, err, "OperationByIdemKey after the release")
 		if got.ID != next.ID {
 			t.Fatalf("OperationByIdemKey after the release = %s, want the new %s", got.ID, next.ID)
+		}
+		mustNil(t, db.View(ctx, func(ctx context.Context, tx wallet.Tx) (err error) {
+			got, err = tx.OperationByID(ctx, old.ID, false)
+			return err
+		}), "the released operation")
+		if got.IdemKey != "" || got.Amount != old.Amount || got.Status != old.Status {
+			t.Fatalf("the released operation = %+v, want its data without the key", got)
 		}
 	})
 
