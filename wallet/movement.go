@@ -186,11 +186,17 @@ func (s *Service) precheckRefill(ctx context.Context, partnerID, walletID uuid.U
 }
 
 func (s *Service) enqueue(ctx context.Context, tx Tx, kind string, ref uuid.UUID, at time.Time) error {
-	id, err := s.newID()
+	j, err := s.newJob(kind, ref, at)
 	if err != nil {
 		return err
 	}
-	return tx.EnqueueJob(ctx, Job{ID: id, Kind: kind, Ref: ref, RunAt: at, CreatedAt: s.now()})
+	return tx.EnqueueJob(ctx, j)
+}
+
+// newJob is background work of kind on ref, due at.
+func (s *Service) newJob(kind string, ref uuid.UUID, at time.Time) (Job, error) {
+	id, err := s.newID()
+	return Job{ID: id, Kind: kind, Ref: ref, RunAt: at, CreatedAt: s.now()}, err
 }
 
 // lockedOperation locks an operation's wallet and then the operation, in that
@@ -333,14 +339,8 @@ func (s *Service) InitPayment(ctx context.Context, partnerID, walletID uuid.UUID
 		return PaymentToken{}, err
 	}
 	now := s.now()
-	// The token carries its expiry in whole seconds: rounded up, it lives
-	// the whole TTL, and the answer's expiresAt is the one the token keeps.
-	expires := now.Add(s.tokenTTL)
-	if sec := expires.Truncate(time.Second); sec.Before(expires) {
-		expires = sec.Add(time.Second)
-	}
-	pt := PaymentToken{WalletID: walletID, CreatedAt: now, ExpiresAt: expires}
-	pt.Token, err = s.newPaymentToken(walletID, pt.ExpiresAt)
+	pt := PaymentToken{WalletID: walletID, CreatedAt: now}
+	pt.Token, pt.ExpiresAt, err = s.newPaymentToken(walletID, now.Add(s.tokenTTL))
 	return pt, err
 }
 

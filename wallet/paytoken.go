@@ -26,14 +26,20 @@ import (
 // TokenKeySize is the size of the payment-token key.
 const TokenKeySize = 32
 
-func (s *Service) newPaymentToken(walletID uuid.UUID, expires time.Time) (uuid.UUID, error) {
+// newPaymentToken issues a token that lives until expires at least, and
+// returns the expiry it carries: expires rounded up to a whole second, so the
+// token lives the whole TTL and the answer's expiresAt is the one it keeps.
+func (s *Service) newPaymentToken(walletID uuid.UUID, expires time.Time) (uuid.UUID, time.Time, error) {
+	if sec := expires.Truncate(time.Second); sec.Before(expires) {
+		expires = sec.Add(time.Second)
+	}
 	var t uuid.UUID
 	binary.BigEndian.PutUint32(t[0:4], uint32(expires.Unix())) //nolint:gosec // seconds fit until 2106
 	if _, err := rand.Read(t[4:8]); err != nil {
-		return uuid.Nil, err
+		return uuid.Nil, time.Time{}, err
 	}
 	t[6] = (t[6] & 0x0f) | 0x80 // version 8, in the signed half
-	return s.sign(walletID, t), nil
+	return s.sign(walletID, t), expires, nil
 }
 
 // sign writes the MAC of t's first half into its second half, with the

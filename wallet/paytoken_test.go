@@ -15,7 +15,7 @@ func TestPaymentTokens(t *testing.T) {
 	}
 	w, other := uuid.New(), uuid.New()
 	expires := time.Unix(1_900_000_000, 0)
-	tok, err := s.newPaymentToken(w, expires)
+	tok, _, err := s.newPaymentToken(w, expires)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -25,7 +25,7 @@ func TestPaymentTokens(t *testing.T) {
 	if got, ok := s.checkPaymentToken(w, tok); !ok || !got.Equal(expires) {
 		t.Fatalf("check(own wallet) = %v, %v", got, ok)
 	}
-	again, _ := s.newPaymentToken(w, expires)
+	again, _, _ := s.newPaymentToken(w, expires)
 	if again == tok {
 		t.Fatal("two tokens for one wallet and expiry are equal")
 	}
