@@ -41,14 +41,12 @@ func (s *Service) emit(ctx context.Context, tx Tx, typ string, partnerID, wallet
 	if err != nil {
 		return err
 	}
-	jobID, err := s.newID()
+	now := s.now()
+	delivery, err := s.newJob(JobWebhook, id, now)
 	if err != nil {
 		return err
 	}
-	now := s.now()
-	return tx.InsertEvent(ctx,
-		Event{ID: id, PartnerID: partnerID, Type: typ, WalletID: walletID, OperationID: opID, CreatedAt: now},
-		Job{ID: jobID, Kind: JobWebhook, Ref: id, RunAt: now, CreatedAt: now})
+	return tx.InsertEvent(ctx, Event{ID: id, PartnerID: partnerID, Type: typ, WalletID: walletID, OperationID: opID, CreatedAt: now}, delivery)
 }
 
 // emitOp records the event of an operation's outcome.
