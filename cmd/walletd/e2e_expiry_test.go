@@ -114,8 +114,9 @@ func TestE2EPaymentTokenTTLRefused(t *testing.T) {
 // TestE2ESBPUnavailable: with no SBP provider to issue links (walletd has no
 // external provider adapter yet; with the sandbox off its gateway refuses every
 // link, as an unreachable provider would), a top-up is 503 UNAVAILABLE, creates
-// no operation and moves no money, while the wallet keeps working; once the
-// provider is back, the partner's retry with the same Idempotency-Key goes through.
+// no operation and moves no money, the sandbox pages are 404, and the wallet
+// keeps working; once the provider is back, the partner's retry with the same
+// Idempotency-Key goes through.
 func TestE2ESBPUnavailable(t *testing.T) {
 	t.Parallel()
 	storetest.ForEach(t, func(t *testing.T, e storetest.Engine) {
@@ -139,8 +140,15 @@ func TestE2ESBPUnavailable(t *testing.T) {
 				t.Errorf("refill while SBP is down: no Retry-After")
 			}
 		}
+		// The sandbox's pages are not served either.
+		qrc := uuid.NewString()
+		status, _, data := down.do(t, http.MethodGet, "/sandbox/sbp/"+qrc, "", nil)
+		expectError(t, "the sandbox bank page", status, data, http.StatusNotFound, "NOT_FOUND")
+		status, _, data = down.do(t, http.MethodPost, "/sandbox/sbp/"+qrc+"/confirm", "", nil)
+		expectError(t, "a sandbox confirmation", status, data, http.StatusNotFound, "NOT_FOUND")
+
 		// What would be refused anyway is refused as such, before SBP is asked.
-		status, _, data := down.refill(t, tok, uuid.NewString(), "100")
+		status, _, data = down.refill(t, tok, uuid.NewString(), "100")
 		expectError(t, "refill of an unknown wallet while SBP is down", status, data, http.StatusNotFound, "WALLET_NOT_FOUND")
 		status, _, data = down.refill(t, tok, w, "20000")
 		expectError(t, "refill over the balance limit while SBP is down", status, data, http.StatusBadRequest, "LIMIT_EXCEEDED", "amount")

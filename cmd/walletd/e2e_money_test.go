@@ -50,7 +50,6 @@ func TestE2EMoney(t *testing.T) {
 			{"Idempotency", moneyIdempotency},
 			{"Isolation", moneyIsolation},
 			{"Concurrency", moneyConcurrency},
-			{"NoSandbox", moneyNoSandbox},
 		} {
 			c.Run(scenario.name, func(t *testing.T) { scenario.fn(t, e) })
 		}
@@ -58,29 +57,6 @@ func TestE2EMoney(t *testing.T) {
 			c.Run("OneReader", func(t *testing.T) { moneySQLiteOneReader(t, e) })
 		}
 	})
-}
-
-// moneyNoSandbox: with the sandbox off (WALLET_SANDBOX=false, --sandbox=false)
-// its pages are not served and, no SBP provider being configured, a top-up is
-// UNAVAILABLE rather than a link nobody can pay.
-func moneyNoSandbox(t *testing.T, e storetest.Engine) {
-	s := startMoneyServer(t, e, map[string]string{"WALLET_SANDBOX": "false"})
-	tok := s.token(t, s.A)
-	w := s.register(t, tok, phone())
-	req, status, header, data := s.send(t, http.MethodPost, moneyAcct(w)+"/refill", tok, map[string]any{"amount": "100"})
-	validate(t, req, status, header, data)
-	expectError(t, "refill without an SBP provider", status, data, http.StatusServiceUnavailable, "UNAVAILABLE")
-	if header.Get("Retry-After") == "" {
-		t.Errorf("refill without an SBP provider: no Retry-After")
-	}
-	qrc := uuid.NewString()
-	status, _, data = s.do(t, http.MethodGet, "/sandbox/sbp/"+qrc, "", nil)
-	expectError(t, "the sandbox bank page", status, data, http.StatusNotFound, "NOT_FOUND")
-	status, _, data = s.do(t, http.MethodPost, "/sandbox/sbp/"+qrc+"/confirm", "", nil)
-	expectError(t, "a sandbox confirmation", status, data, http.StatusNotFound, "NOT_FOUND")
-	if page, _ := s.report(t, tok, w, ""); moneyNum(page, "totalElements") != "0" {
-		t.Errorf("the refused top-up left an operation: %v", page)
-	}
 }
 
 // moneySQLiteOneReader: WALLET_DB_MAX_CONNS caps SQLite's readers; with one
