@@ -227,6 +227,16 @@ func TestE2EConfigRefusesToStart(t *testing.T) {
 			want: []string{"WALLET_TIMEZONE", "Mars/Olympus"}},
 		{name: "offset instead of a zone name", env: map[string]string{"WALLET_TIMEZONE": "+10:00"},
 			want: []string{"WALLET_TIMEZONE", "+10:00"}},
+		{name: "payment token TTL 0s", env: map[string]string{"WALLET_PAYMENT_TOKEN_TTL": "0s"},
+			want: []string{"WALLET_PAYMENT_TOKEN_TTL"}},
+		{name: "payment token TTL 0", env: map[string]string{"WALLET_PAYMENT_TOKEN_TTL": "0"},
+			want: []string{"WALLET_PAYMENT_TOKEN_TTL"}},
+		{name: "payment token TTL -1m", env: map[string]string{"WALLET_PAYMENT_TOKEN_TTL": "-1m"},
+			want: []string{"WALLET_PAYMENT_TOKEN_TTL"}},
+		{name: "payment token TTL 500ms", env: map[string]string{"WALLET_PAYMENT_TOKEN_TTL": "500ms"},
+			want: []string{"WALLET_PAYMENT_TOKEN_TTL"}},
+		{name: "payment token TTL soon", env: map[string]string{"WALLET_PAYMENT_TOKEN_TTL": "soon"},
+			want: []string{"WALLET_PAYMENT_TOKEN_TTL"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()

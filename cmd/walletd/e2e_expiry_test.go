@@ -1,11 +1,7 @@
 package main
 
 import (
-	"context"
-	"io"
 	"net/http"
-	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -89,26 +85,6 @@ func TestE2EPaymentTokenExpiry(t *testing.T) {
 			t.Errorf("PAYMENT operations after the new payment: %v, want two", moneyIDs(payments))
 		}
 	})
-}
-
-// TestE2EPaymentTokenTTLRefused: serve refuses to start with a payment token
-// lifetime that is not a positive duration of a second at least, and says which
-// setting is wrong.
-func TestE2EPaymentTokenTTLRefused(t *testing.T) {
-	t.Parallel()
-	dsn := filepath.Join(t.TempDir(), "wallet.db")
-	for _, v := range []string{"0s", "0", "-1m", "500ms", "soon"} {
-		// A serve that starts runs until the context ends: a few seconds, not
-		// the minute of runCmd, before the test reports it.
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		err := run(ctx, []string{"serve", "--db", dsn, "--addr", "127.0.0.1:0"},
-			testEnv(map[string]string{"WALLET_PAYMENT_TOKEN_TTL": v}), io.Discard, io.Discard)
-		started := ctx.Err() != nil
-		cancel()
-		if started || err == nil || !strings.Contains(err.Error(), "WALLET_PAYMENT_TOKEN_TTL") {
-			t.Errorf("WALLET_PAYMENT_TOKEN_TTL=%q: serve returned %v (started: %v), want a startup error naming the setting", v, err, started)
-		}
-	}
 }
 
 // TestE2ESBPUnavailable: with no SBP provider to issue links (walletd has no
