@@ -45,13 +45,16 @@ type Runner struct {
 	Parallel int
 }
 
+// DefaultPoll is how often a runner made by NewRunner looks for due work.
+const DefaultPoll = 500 * time.Millisecond
+
 // NewRunner returns a runner of the given handlers by job kind.
 func NewRunner(store Store, handlers map[string]Handler, log *slog.Logger) *Runner {
 	return &Runner{
 		store: store, handlers: handlers, log: log, now: time.Now,
 		// A claim takes only what runs at once, for a short lease: after a
 		// crash, other nodes wait at most that long for the jobs it held.
-		Poll: 500 * time.Millisecond, Lease: 10 * time.Second, Batch: 8, Parallel: 8,
+		Poll: DefaultPoll, Lease: 10 * time.Second, Batch: 8, Parallel: 8,
 	}
 }
 

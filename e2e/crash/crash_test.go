@@ -157,7 +157,7 @@ func (in *intent) wantStatus() []client.OperationStatus {
 // leaseSlack is how long after a job's lease ends its operation may stay
 // PENDING: walletd's runner (its defaults, as serve uses them) looks for due
 // work every Poll, then claims and runs the job.
-var leaseSlack = jobs.NewRunner(nil, nil, nil).Poll + runAllowance
+const leaseSlack = jobs.DefaultPoll + runAllowance
 
 type opKey struct {
 	typ    client.OperationType
