@@ -61,16 +61,17 @@ func (s WebhookStore) RecordAttempt(ctx context.Context, a webhook.Attempt, st w
 			a.EventID, a.Number, micros(a.At), a.URL, a.StatusCode, a.Error, a.Duration.Microseconds()); err != nil {
 			return err
 		}
-		return mustAffect(tx.ExecContext(ctx, `UPDATE webhook_events SET status = $1, attempts = $2, delivered_at = $3 WHERE id = $4`,
-			string(st), a.Number, nullMicros(at), a.EventID))
+		return mustAffect(tx.ExecContext(ctx, setEventStatus, string(st), a.Number, nullMicros(at), a.EventID))
 	})
 }
 
+// setEventStatus records an event's delivery state: status, attempts, when it
+// was settled, of the event $4.
+const setEventStatus = `UPDATE webhook_events SET status = $1, attempts = $2, delivered_at = $3 WHERE id = $4`
+
 // SetStatus records an event's delivery state.
 func (s WebhookStore) SetStatus(ctx context.Context, id uuid.UUID, st webhook.Status, attempts int, at time.Time) error {
-	res, err := s.db.exec(ctx, `UPDATE webhook_events SET status = $1, attempts = $2, delivered_at = $3 WHERE id = $4`,
-		string(st), attempts, nullMicros(at), id)
-	return mustAffect(res, err)
+	return mustAffect(s.db.exec(ctx, setEventStatus, string(st), attempts, nullMicros(at), id))
 }
 
 // List returns a partner's latest events, newest first.
