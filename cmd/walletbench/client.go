@@ -113,14 +113,15 @@ func (r response) example() string {
 // (walletd's messages are Russian).
 func abbreviate(b []byte, n int) string {
 	s := strings.TrimSpace(string(b))
-	if len(s) > n {
-		s = s[:n]
-		for !utf8.ValidString(s) {
-			s = s[:len(s)-1]
-		}
-		return s + "…"
+	if len(s) <= n {
+		return s
 	}
-	return s
+	// Back off to the start of the character at n; bytes before it stay, even
+	// invalid ones (a proxy's binary answer).
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
 }
 
 // do sends one request with an optional bearer token and JSON body.
