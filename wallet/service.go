@@ -298,7 +298,7 @@ func (s *Service) SetLimits(ctx context.Context, partnerID, walletID uuid.UUID, 
 			return err
 		}
 		used, err := tx.MonthUsage(ctx, w.ID, s.monthOf(s.now()))
-		view = LimitsView{Wallet: w, Effective: s.limitsOf(w, next, used).eff, MonthUsed: used}
+		view = LimitsView{Wallet: w, Effective: Effective(s.limits.Level(w.Identification), next), MonthUsed: used}
 		return err
 	})
 	return view, err
