@@ -62,7 +62,7 @@ func openSQLite(path string, opts Options) (*DB, error) {
 	read.SetMaxOpenConns(readers)
 	read.SetMaxIdleConns(readers)
 	read.SetConnMaxLifetime(0)
-	ckpt := newCheckpointer(write)
+	ckpt := newCheckpointer(write, path)
 	return &DB{
 		write: write, read: read, eng: sqliteEngine,
 		writeStmts: newStmtCache(write),

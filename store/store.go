@@ -71,7 +71,7 @@ func (db *DB) Engine() string { return db.eng.name }
 func (db *DB) Close() error {
 	if db.committer != nil {
 		db.committer.close()
-		db.checkpoint.close()
+		db.checkpoint.stop()
 	}
 	if db.writeStmts != nil {
 		db.writeStmts.close()
@@ -80,6 +80,9 @@ func (db *DB) Close() error {
 	err := db.write.Close()
 	if db.read != db.write {
 		err = errors.Join(err, db.read.Close())
+	}
+	if db.checkpoint != nil {
+		err = errors.Join(err, db.checkpoint.release())
 	}
 	return err
 }
