@@ -82,8 +82,8 @@ func (t *walletTx) ReleaseIdemKey(ctx context.Context, opID uuid.UUID) error {
 	return t.q.execLater(ctx, nil, `UPDATE operations SET idempotency_key = NULL WHERE id = $1`, opID)
 }
 
-func (t *walletTx) PaymentByToken(ctx context.Context, token uuid.UUID, lock bool) (wallet.Operation, error) {
-	return scanOperation(row(ctx, t.q, t.paymentByTokenQuery(lock), token))
+func (t *walletTx) PaymentByToken(ctx context.Context, token uuid.UUID) (wallet.Operation, error) {
+	return scanOperation(row(ctx, t.q, t.paymentByTokenQuery(true), token))
 }
 
 // paymentByTokenQuery selects the PAYMENT made with the token $1.

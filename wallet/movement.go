@@ -441,7 +441,7 @@ func (s *Service) Refund(ctx context.Context, partnerID, walletID, token uuid.UU
 		return o.Type == Refund && o.WalletID == walletID && o.Token == token && (requested == 0 || o.Amount == requested)
 	}
 	return s.newOperation(ctx, partnerID, walletID, idemKey, same, func(ctx context.Context, tx Tx, w Wallet) (Operation, error) {
-		pay, err := tx.PaymentByToken(ctx, token, true)
+		pay, err := tx.PaymentByToken(ctx, token)
 		if errors.Is(err, ErrNotFound) || (err == nil && pay.WalletID != w.ID) {
 			return Operation{}, tokenInvalid("оплата с таким токеном не найдена")
 		}

@@ -183,11 +183,7 @@ func (s *Service) Wallet(ctx context.Context, partnerID, walletID uuid.UUID) (Wa
 
 // wallet reads a wallet and turns "not found" into the protocol's refusal.
 func wallet(ctx context.Context, tx Tx, partnerID, walletID uuid.UUID, lock bool) (Wallet, error) {
-	w, err := tx.Wallet(ctx, partnerID, walletID, lock)
-	if errors.Is(err, ErrNotFound) {
-		return Wallet{}, Fail(CodeWalletNotFound)
-	}
-	return w, err
+	return found(tx.Wallet(ctx, partnerID, walletID, lock))
 }
 
 // activeWallet reads and locks a wallet that money or status operations may change.
@@ -195,15 +191,21 @@ func activeWallet(ctx context.Context, tx Tx, partnerID, walletID uuid.UUID) (Wa
 	return active(tx.Wallet(ctx, partnerID, walletID, true))
 }
 
+// found turns a wallet read's ErrNotFound into WALLET_NOT_FOUND.
+func found(w Wallet, err error) (Wallet, error) {
+	if errors.Is(err, ErrNotFound) {
+		return Wallet{}, Fail(CodeWalletNotFound)
+	}
+	return w, err
+}
+
 // active turns a wallet read into the protocol's refusals: WALLET_NOT_FOUND,
 // WALLET_CLOSED.
 func active(w Wallet, err error) (Wallet, error) {
-	switch {
-	case errors.Is(err, ErrNotFound):
-		return Wallet{}, Fail(CodeWalletNotFound)
-	case err != nil:
+	if w, err = found(w, err); err != nil {
 		return Wallet{}, err
-	case w.Status != Active:
+	}
+	if w.Status != Active {
 		return Wallet{}, Fail(CodeWalletClosed)
 	}
 	return w, nil

@@ -75,8 +75,9 @@ type Tx interface {
 	// ReleaseIdemKey takes the Idempotency-Key off an operation, so that a new
 	// one may carry it.
 	ReleaseIdemKey(ctx context.Context, opID uuid.UUID) error
-	// PaymentByToken returns the PAYMENT made with a token; lock holds it.
-	PaymentByToken(ctx context.Context, token uuid.UUID, lock bool) (Operation, error)
+	// PaymentByToken returns the PAYMENT made with a token and holds it until
+	// the transaction ends, or ErrNotFound.
+	PaymentByToken(ctx context.Context, token uuid.UUID) (Operation, error)
 	// UpdateOperation stores op's status, finishing time and refunded sum.
 	UpdateOperation(ctx context.Context, op Operation) error
 	// Report returns one page of a wallet's operations, newest first (ties by id
