@@ -122,14 +122,20 @@ func (v *env) newWallet(t fatalf, partner uuid.UUID, phone string, level wallet.
 	return w
 }
 
-// fund tops a wallet up and confirms the top-up.
-func (v *env) fund(t fatalf, partner, walletID uuid.UUID, amount money.Amount) {
+// refill starts a top-up without an Idempotency-Key and leaves it pending.
+func (v *env) refill(t fatalf, partner, walletID uuid.UUID, amount money.Amount) wallet.Operation {
 	t.Helper()
 	op, err := v.svc.Refill(v.ctx, partner, walletID, amount, "")
 	if err != nil {
 		t.Fatalf("refill %s: %v", amount, err)
 	}
-	op, err = v.svc.ConfirmTopUp(v.ctx, op.QRCID)
+	return op
+}
+
+// fund tops a wallet up and confirms the top-up.
+func (v *env) fund(t fatalf, partner, walletID uuid.UUID, amount money.Amount) {
+	t.Helper()
+	op, err := v.svc.ConfirmTopUp(v.ctx, v.refill(t, partner, walletID, amount).QRCID)
 	if err != nil || op.Status != wallet.Success {
 		t.Fatalf("confirm top-up of %s: status %s, %v", amount, op.Status, err)
 	}
@@ -160,6 +166,15 @@ func (v *env) limits(t fatalf, partner, walletID uuid.UUID) wallet.LimitsView {
 		t.Fatalf("limits of %s: %v", walletID, err)
 	}
 	return l
+}
+
+func (v *env) report(t fatalf, partner, walletID uuid.UUID, filter wallet.ReportFilter) wallet.ReportPage {
+	t.Helper()
+	page, err := v.svc.Report(v.ctx, partner, walletID, filter)
+	if err != nil {
+		t.Fatalf("report of %s: %v", walletID, err)
+	}
+	return page
 }
 
 // requireAudit fails unless every ledger invariant holds.
