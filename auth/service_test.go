@@ -15,6 +15,12 @@ import (
 	"github.com/perspektiva/walletd/store/storetest"
 )
 
+// What the Service uses when auth.Config leaves the TTLs zero.
+const (
+	defaultAccessTTL  = 15 * time.Minute
+	defaultRefreshTTL = 30 * 24 * time.Hour
+)
+
 // testClock is a settable time source for auth.Config.Now.
 type testClock struct {
 	mu  sync.Mutex
@@ -49,9 +55,18 @@ func newFixture(t *testing.T, cfg auth.Config) authFixture {
 	return authFixture{svc: auth.NewService(st, cfg), store: st, clock: c}
 }
 
+// newGrant is where most scenarios start: a fresh fixture whose one partner
+// holds one token pair from the client_credentials grant.
+func newGrant(t *testing.T, cfg auth.Config) (authFixture, auth.Credentials, auth.Pair) {
+	t.Helper()
+	f := newFixture(t, cfg)
+	cr := f.partner(t)
+	return f, cr, f.pair(t, cr)
+}
+
 func (f authFixture) partner(t *testing.T) auth.Credentials {
 	t.Helper()
-	cr, err := f.svc.CreatePartner(context.Background(), "Partner", "https://partner.example/hook")
+	cr, err := f.svc.CreatePartner(t.Context(), "Partner", "https://partner.example/hook")
 	if err != nil {
 		t.Fatalf("CreatePartner: %v", err)
 	}
@@ -60,11 +75,41 @@ func (f authFixture) partner(t *testing.T) auth.Credentials {
 
 func (f authFixture) pair(t *testing.T, cr auth.Credentials) auth.Pair {
 	t.Helper()
-	p, err := f.svc.ClientCredentials(context.Background(), cr.ClientID, cr.ClientSecret, cr.PartnerID.String())
+	p, err := f.svc.ClientCredentials(t.Context(), cr.ClientID, cr.ClientSecret, cr.PartnerID.String())
 	if err != nil {
 		t.Fatalf("ClientCredentials: %v", err)
 	}
 	return p
+}
+
+// refresh presents tok to Refresh as cr's client. It reports rather than
+// fails, so the concurrent test can call it from its goroutines.
+func (f authFixture) refresh(t *testing.T, cr auth.Credentials, tok string) (auth.Pair, error) {
+	return f.svc.Refresh(t.Context(), cr.ClientID, cr.ClientSecret, tok)
+}
+
+// mustRefresh is refresh for an exchange that has to succeed.
+func (f authFixture) mustRefresh(t *testing.T, cr auth.Credentials, tok, what string) auth.Pair {
+	t.Helper()
+	p, err := f.refresh(t, cr, tok)
+	if err != nil {
+		t.Fatalf("%s: Refresh: %v", what, err)
+	}
+	return p
+}
+
+// revoke presents tok to Revoke as cr's client.
+func (f authFixture) revoke(t *testing.T, cr auth.Credentials, tok string) error {
+	return f.svc.Revoke(t.Context(), cr.ClientID, cr.ClientSecret, tok)
+}
+
+// mustRevoke is revoke for a call that has to succeed; RFC 7009 asks for
+// success on unknown and foreign tokens too.
+func (f authFixture) mustRevoke(t *testing.T, cr auth.Credentials, tok, what string) {
+	t.Helper()
+	if err := f.revoke(t, cr, tok); err != nil {
+		t.Fatalf("%s: Revoke = %v, want nil", what, err)
+	}
 }
 
 // wantOAuth checks that err is an *auth.Error with the given RFC 6749 code.
@@ -79,17 +124,30 @@ func wantOAuth(t *testing.T, err error, code, what string) {
 	}
 }
 
+// wantRefreshRefused checks that Refresh refuses tok with the given code and
+// hands out no tokens with the error.
+func wantRefreshRefused(t *testing.T, f authFixture, cr auth.Credentials, tok, code, what string) {
+	t.Helper()
+	p, err := f.refresh(t, cr, tok)
+	wantOAuth(t, err, code, what)
+	if p != (auth.Pair{}) {
+		t.Fatalf("%s: refused Refresh returned tokens %+v", what, p)
+	}
+}
+
+// wantVerify checks that Verify refuses token with the error want.
 func wantVerify(t *testing.T, f authFixture, token string, want error, what string) {
 	t.Helper()
-	_, err := f.svc.Verify(context.Background(), token)
+	_, err := f.svc.Verify(t.Context(), token)
 	if !errors.Is(err, want) {
 		t.Fatalf("%s: Verify = %v, want %v", what, err, want)
 	}
 }
 
+// wantPrincipal checks that token verifies as belonging to cr's client.
 func wantPrincipal(t *testing.T, f authFixture, token string, cr auth.Credentials, what string) {
 	t.Helper()
-	p, err := f.svc.Verify(context.Background(), token)
+	p, err := f.svc.Verify(t.Context(), token)
 	if err != nil {
 		t.Fatalf("%s: Verify: %v", what, err)
 	}
@@ -98,10 +156,29 @@ func wantPrincipal(t *testing.T, f authFixture, token string, cr auth.Credential
 	}
 }
 
+// wantTTLs checks the lifetimes a token answer announces to the client.
+func wantTTLs(t *testing.T, p auth.Pair, access, refresh time.Duration) {
+	t.Helper()
+	if p.AccessTTL != access || p.RefreshTTL != refresh {
+		t.Errorf("TTLs = %v, %v; want %v, %v", p.AccessTTL, p.RefreshTTL, access, refresh)
+	}
+}
+
+// wantExpiresAfter expects the clock to stand where token was issued. It moves
+// it to margin before ttl, where token must still verify, then to ttl, where
+// it must not.
+func wantExpiresAfter(t *testing.T, f authFixture, cr auth.Credentials, token string, ttl, margin time.Duration) {
+	t.Helper()
+	f.clock.Advance(ttl - margin)
+	wantPrincipal(t, f, token, cr, "just before expiry")
+	f.clock.Advance(margin)
+	wantVerify(t, f, token, auth.ErrUnauthorized, "at expiry")
+}
+
 func TestCreatePartner(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, auth.Config{})
-	ctx := context.Background()
+	ctx := t.Context()
 	cr := f.partner(t)
 
 	if cr.PartnerID == uuid.Nil {
@@ -156,7 +233,6 @@ func TestCreatePartner(t *testing.T) {
 func TestClientCredentials(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, auth.Config{})
-	ctx := context.Background()
 	cr := f.partner(t)
 	other := f.partner(t)
 
@@ -165,9 +241,7 @@ func TestClientCredentials(t *testing.T) {
 		if !strings.HasPrefix(p.AccessToken, "wat_") || !strings.HasPrefix(p.RefreshToken, "wrt_") || p.AccessToken == p.RefreshToken {
 			t.Errorf("pair = %q, %q", p.AccessToken, p.RefreshToken)
 		}
-		if p.AccessTTL != 15*time.Minute || p.RefreshTTL != 30*24*time.Hour {
-			t.Errorf("TTLs = %v, %v; want the defaults 15m, 720h", p.AccessTTL, p.RefreshTTL)
-		}
+		wantTTLs(t, p, defaultAccessTTL, defaultRefreshTTL)
 		wantPrincipal(t, f, p.AccessToken, cr, "new access token")
 		// A second grant is another pair.
 		p2 := f.pair(t, cr)
@@ -175,11 +249,11 @@ func TestClientCredentials(t *testing.T) {
 			t.Error("a second grant returned the same tokens")
 		}
 		// Only hashes are stored; the stored expiry follows the TTL.
-		g, err := f.store.Grant(ctx, auth.Hash(p.AccessToken))
+		g, err := f.store.Grant(t.Context(), auth.Hash(p.AccessToken))
 		if err != nil {
 			t.Fatalf("Grant: %v", err)
 		}
-		if g.Kind != auth.Access || !g.ExpiresAt.Equal(f.clock.Now().Add(15*time.Minute)) {
+		if g.Kind != auth.Access || !g.ExpiresAt.Equal(f.clock.Now().Add(defaultAccessTTL)) {
 			t.Errorf("stored access token = %+v", g.Token)
 		}
 	})
@@ -200,7 +274,9 @@ func TestClientCredentials(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			p, err := f.svc.ClientCredentials(ctx, c.clientID, c.secret, c.partnerID)
+			// Refusals only read the shared fixture, so they can overlap.
+			t.Parallel()
+			p, err := f.svc.ClientCredentials(t.Context(), c.clientID, c.secret, c.partnerID)
 			wantOAuth(t, err, c.code, "ClientCredentials")
 			if p != (auth.Pair{}) {
 				t.Errorf("refused grant returned tokens %+v", p)
@@ -211,23 +287,14 @@ func TestClientCredentials(t *testing.T) {
 
 func TestConfiguredTTL(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t, auth.Config{AccessTTL: time.Minute, RefreshTTL: time.Hour})
-	cr := f.partner(t)
-	p := f.pair(t, cr)
-	if p.AccessTTL != time.Minute || p.RefreshTTL != time.Hour {
-		t.Errorf("TTLs = %v, %v; want 1m, 1h", p.AccessTTL, p.RefreshTTL)
-	}
-	f.clock.Advance(time.Minute - time.Second)
-	wantPrincipal(t, f, p.AccessToken, cr, "before the configured expiry")
-	f.clock.Advance(time.Second)
-	wantVerify(t, f, p.AccessToken, auth.ErrUnauthorized, "at the configured expiry")
+	f, cr, p := newGrant(t, auth.Config{AccessTTL: time.Minute, RefreshTTL: time.Hour})
+	wantTTLs(t, p, time.Minute, time.Hour)
+	wantExpiresAfter(t, f, cr, p.AccessToken, time.Minute, time.Second)
 }
 
 func TestVerify(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t, auth.Config{})
-	cr := f.partner(t)
-	p := f.pair(t, cr)
+	f, cr, p := newGrant(t, auth.Config{})
 
 	wantPrincipal(t, f, p.AccessToken, cr, "access token")
 	for _, c := range []struct{ name, token string }{
@@ -252,63 +319,42 @@ func flipChar(b byte) string {
 
 func TestAccessTokenExpires(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t, auth.Config{})
-	cr := f.partner(t)
-	p := f.pair(t, cr)
+	f, cr, p := newGrant(t, auth.Config{})
 
-	f.clock.Advance(15*time.Minute - time.Nanosecond)
-	wantPrincipal(t, f, p.AccessToken, cr, "just before expiry")
-	f.clock.Advance(time.Nanosecond)
-	wantVerify(t, f, p.AccessToken, auth.ErrUnauthorized, "at expiry")
+	wantExpiresAfter(t, f, cr, p.AccessToken, defaultAccessTTL, time.Nanosecond)
 	f.clock.Advance(time.Hour)
 	wantVerify(t, f, p.AccessToken, auth.ErrUnauthorized, "after expiry")
 
 	// The refresh token still works and yields a live access token.
-	next, err := f.svc.Refresh(context.Background(), cr.ClientID, cr.ClientSecret, p.RefreshToken)
-	if err != nil {
-		t.Fatalf("Refresh after the access token expired: %v", err)
-	}
+	next := f.mustRefresh(t, cr, p.RefreshToken, "after the access token expired")
 	wantPrincipal(t, f, next.AccessToken, cr, "refreshed access token")
 }
 
 func TestRefresh(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
 
 	t.Run("RotationAndReuse", func(t *testing.T) {
 		t.Parallel()
-		f := newFixture(t, auth.Config{})
-		cr := f.partner(t)
-		first := f.pair(t, cr)
+		f, cr, first := newGrant(t, auth.Config{})
 
 		f.clock.Advance(time.Minute)
-		second, err := f.svc.Refresh(ctx, cr.ClientID, cr.ClientSecret, first.RefreshToken)
-		if err != nil {
-			t.Fatalf("Refresh: %v", err)
-		}
+		second := f.mustRefresh(t, cr, first.RefreshToken, "first exchange")
 		if second.AccessToken == first.AccessToken || second.RefreshToken == first.RefreshToken {
 			t.Fatal("Refresh returned the old tokens")
 		}
-		if second.AccessTTL != 15*time.Minute || second.RefreshTTL != 30*24*time.Hour {
-			t.Errorf("TTLs = %v, %v", second.AccessTTL, second.RefreshTTL)
-		}
+		wantTTLs(t, second, defaultAccessTTL, defaultRefreshTTL)
 		wantPrincipal(t, f, second.AccessToken, cr, "new access token")
 
 		// The new refresh token works once more.
-		third, err := f.svc.Refresh(ctx, cr.ClientID, cr.ClientSecret, second.RefreshToken)
-		if err != nil {
-			t.Fatalf("Refresh of the new refresh token: %v", err)
-		}
+		third := f.mustRefresh(t, cr, second.RefreshToken, "exchange of the new refresh token")
 		wantPrincipal(t, f, third.AccessToken, cr, "third access token")
 
 		// Replaying the first refresh token: invalid_grant, and the whole family dies.
-		_, err = f.svc.Refresh(ctx, cr.ClientID, cr.ClientSecret, first.RefreshToken)
-		wantOAuth(t, err, auth.InvalidGrant, "Refresh(replayed)")
+		wantRefreshRefused(t, f, cr, first.RefreshToken, auth.InvalidGrant, "Refresh(replayed)")
 		for _, tok := range []string{first.AccessToken, second.AccessToken, third.AccessToken} {
 			wantVerify(t, f, tok, auth.ErrUnauthorized, "access token of a family after reuse")
 		}
-		_, err = f.svc.Refresh(ctx, cr.ClientID, cr.ClientSecret, third.RefreshToken)
-		wantOAuth(t, err, auth.InvalidGrant, "Refresh(latest token after reuse)")
+		wantRefreshRefused(t, f, cr, third.RefreshToken, auth.InvalidGrant, "Refresh(latest token after reuse)")
 
 		// Fresh client credentials still work.
 		wantPrincipal(t, f, f.pair(t, cr).AccessToken, cr, "new grant after reuse")
@@ -316,41 +362,32 @@ func TestRefresh(t *testing.T) {
 
 	t.Run("OtherFamiliesSurviveReuse", func(t *testing.T) {
 		t.Parallel()
-		f := newFixture(t, auth.Config{})
-		cr := f.partner(t)
-		a, b := f.pair(t, cr), f.pair(t, cr)
-		if _, err := f.svc.Refresh(ctx, cr.ClientID, cr.ClientSecret, a.RefreshToken); err != nil {
-			t.Fatalf("Refresh: %v", err)
-		}
-		_, err := f.svc.Refresh(ctx, cr.ClientID, cr.ClientSecret, a.RefreshToken)
-		wantOAuth(t, err, auth.InvalidGrant, "Refresh(replayed)")
+		f, cr, a := newGrant(t, auth.Config{})
+		b := f.pair(t, cr)
+		f.mustRefresh(t, cr, a.RefreshToken, "first exchange")
+		wantRefreshRefused(t, f, cr, a.RefreshToken, auth.InvalidGrant, "Refresh(replayed)")
 		wantPrincipal(t, f, b.AccessToken, cr, "another grant's access token")
-		if _, err := f.svc.Refresh(ctx, cr.ClientID, cr.ClientSecret, b.RefreshToken); err != nil {
-			t.Errorf("another grant's refresh token: %v", err)
-		}
+		f.mustRefresh(t, cr, b.RefreshToken, "another grant's refresh token")
 	})
 
 	t.Run("Concurrent", func(t *testing.T) {
 		t.Parallel()
-		f := newFixture(t, auth.Config{})
-		cr := f.partner(t)
-		p := f.pair(t, cr)
+		f, cr, p := newGrant(t, auth.Config{})
 
 		const n = 8
 		pairs := make([]auth.Pair, n)
 		errs := make([]error, n)
-		var wg sync.WaitGroup
 		start := make(chan struct{})
+		var wg sync.WaitGroup
 		for i := range n {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				<-start
-				pairs[i], errs[i] = f.svc.Refresh(ctx, cr.ClientID, cr.ClientSecret, p.RefreshToken)
-			}()
+			wg.Go(func() {
+				<-start // released together so that the exchanges overlap
+				pairs[i], errs[i] = f.refresh(t, cr, p.RefreshToken)
+			})
 		}
 		close(start)
 		wg.Wait()
+
 		winner := -1
 		for i, err := range errs {
 			if err == nil {
@@ -371,76 +408,59 @@ func TestRefresh(t *testing.T) {
 
 	t.Run("Refusals", func(t *testing.T) {
 		t.Parallel()
-		f := newFixture(t, auth.Config{})
-		cr := f.partner(t)
+		f, cr, p := newGrant(t, auth.Config{})
 		other := f.partner(t)
-		p := f.pair(t, cr)
 		otherPair := f.pair(t, other)
+		wrongSecret := auth.Credentials{ClientID: cr.ClientID, ClientSecret: other.ClientSecret}
 
-		_, err := f.svc.Refresh(ctx, cr.ClientID, cr.ClientSecret, "")
-		wantOAuth(t, err, auth.InvalidRequest, "Refresh(no token)")
-		_, err = f.svc.Refresh(ctx, cr.ClientID, other.ClientSecret, p.RefreshToken)
-		wantOAuth(t, err, auth.InvalidClient, "Refresh(wrong secret)")
-		_, err = f.svc.Refresh(ctx, cr.ClientID, cr.ClientSecret, p.AccessToken)
-		wantOAuth(t, err, auth.InvalidGrant, "Refresh(access token)")
-		_, err = f.svc.Refresh(ctx, cr.ClientID, cr.ClientSecret, "wrt_"+strings.Repeat("A", 43))
-		wantOAuth(t, err, auth.InvalidGrant, "Refresh(unknown token)")
-		_, err = f.svc.Refresh(ctx, cr.ClientID, cr.ClientSecret, otherPair.RefreshToken)
-		wantOAuth(t, err, auth.InvalidGrant, "Refresh(another client's token)")
-		// The refused attempt did not use up the other client's token.
-		if _, err := f.svc.Refresh(ctx, other.ClientID, other.ClientSecret, otherPair.RefreshToken); err != nil {
-			t.Errorf("other client's own Refresh: %v", err)
-		}
-		// None of the refusals used up the token either.
-		if _, err := f.svc.Refresh(ctx, cr.ClientID, cr.ClientSecret, p.RefreshToken); err != nil {
-			t.Errorf("Refresh after refused attempts: %v", err)
-		}
+		wantRefreshRefused(t, f, cr, "", auth.InvalidRequest, "Refresh(no token)")
+		wantRefreshRefused(t, f, wrongSecret, p.RefreshToken, auth.InvalidClient, "Refresh(wrong secret)")
+		wantRefreshRefused(t, f, cr, p.AccessToken, auth.InvalidGrant, "Refresh(access token)")
+		wantRefreshRefused(t, f, cr, "wrt_"+strings.Repeat("A", 43), auth.InvalidGrant, "Refresh(unknown token)")
+		wantRefreshRefused(t, f, cr, otherPair.RefreshToken, auth.InvalidGrant, "Refresh(another client's token)")
+		// The refused attempt did not use up the other client's token,
+		f.mustRefresh(t, other, otherPair.RefreshToken, "other client's own Refresh")
+		// and none of the refusals used up this client's token either.
+		f.mustRefresh(t, cr, p.RefreshToken, "Refresh after refused attempts")
 	})
 
 	t.Run("Expired", func(t *testing.T) {
 		t.Parallel()
-		f := newFixture(t, auth.Config{})
-		cr := f.partner(t)
-		p := f.pair(t, cr)
-		f.clock.Advance(30 * 24 * time.Hour)
-		_, err := f.svc.Refresh(ctx, cr.ClientID, cr.ClientSecret, p.RefreshToken)
-		wantOAuth(t, err, auth.InvalidGrant, "Refresh(expired)")
+		f, cr, p := newGrant(t, auth.Config{})
+		f.clock.Advance(defaultRefreshTTL)
+		wantRefreshRefused(t, f, cr, p.RefreshToken, auth.InvalidGrant, "Refresh(expired)")
 	})
 }
 
 func TestDisabled(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
-	disable := map[string]func(f authFixture, cr auth.Credentials, st auth.Status) error{
-		"Partner": func(f authFixture, cr auth.Credentials, st auth.Status) error {
+	disable := map[string]func(ctx context.Context, f authFixture, cr auth.Credentials, st auth.Status) error{
+		"Partner": func(ctx context.Context, f authFixture, cr auth.Credentials, st auth.Status) error {
 			return f.svc.SetPartnerStatus(ctx, cr.PartnerID, st)
 		},
-		"Client": func(f authFixture, cr auth.Credentials, st auth.Status) error {
+		"Client": func(ctx context.Context, f authFixture, cr auth.Credentials, st auth.Status) error {
 			return f.svc.SetClientStatus(ctx, cr.ClientID, st)
 		},
 	}
 	for name, set := range disable {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			f := newFixture(t, auth.Config{})
-			cr := f.partner(t)
+			f, cr, p := newGrant(t, auth.Config{})
 			other := f.partner(t)
-			p := f.pair(t, cr)
 			op := f.pair(t, other)
 
-			if err := set(f, cr, auth.Disabled); err != nil {
+			if err := set(t.Context(), f, cr, auth.Disabled); err != nil {
 				t.Fatalf("disable: %v", err)
 			}
 			wantVerify(t, f, p.AccessToken, auth.ErrForbidden, "access token of a disabled owner")
-			_, err := f.svc.ClientCredentials(ctx, cr.ClientID, cr.ClientSecret, cr.PartnerID.String())
+			_, err := f.svc.ClientCredentials(t.Context(), cr.ClientID, cr.ClientSecret, cr.PartnerID.String())
 			wantOAuth(t, err, auth.InvalidClient, "ClientCredentials while disabled")
-			_, err = f.svc.Refresh(ctx, cr.ClientID, cr.ClientSecret, p.RefreshToken)
-			wantOAuth(t, err, auth.InvalidClient, "Refresh while disabled")
+			wantRefreshRefused(t, f, cr, p.RefreshToken, auth.InvalidClient, "Refresh while disabled")
 			// Another partner is not affected.
 			wantPrincipal(t, f, op.AccessToken, other, "other partner's token")
 
-			// Enabling again restores the same token.
-			if err := set(f, cr, auth.Active); err != nil {
+			// Enabling again restores the same token, and new grants.
+			if err := set(t.Context(), f, cr, auth.Active); err != nil {
 				t.Fatalf("enable: %v", err)
 			}
 			wantPrincipal(t, f, p.AccessToken, cr, "after re-enabling")
@@ -450,10 +470,10 @@ func TestDisabled(t *testing.T) {
 	t.Run("Unknown", func(t *testing.T) {
 		t.Parallel()
 		f := newFixture(t, auth.Config{})
-		if err := f.svc.SetPartnerStatus(ctx, uuid.New(), auth.Disabled); !errors.Is(err, auth.ErrNotFound) {
+		if err := f.svc.SetPartnerStatus(t.Context(), uuid.New(), auth.Disabled); !errors.Is(err, auth.ErrNotFound) {
 			t.Errorf("SetPartnerStatus(unknown) = %v, want ErrNotFound", err)
 		}
-		if err := f.svc.SetClientStatus(ctx, "wc_unknown", auth.Disabled); !errors.Is(err, auth.ErrNotFound) {
+		if err := f.svc.SetClientStatus(t.Context(), "wc_unknown", auth.Disabled); !errors.Is(err, auth.ErrNotFound) {
 			t.Errorf("SetClientStatus(unknown) = %v, want ErrNotFound", err)
 		}
 	})
@@ -461,78 +481,51 @@ func TestDisabled(t *testing.T) {
 
 func TestRevoke(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
 
 	t.Run("AccessToken", func(t *testing.T) {
 		t.Parallel()
-		f := newFixture(t, auth.Config{})
-		cr := f.partner(t)
-		p := f.pair(t, cr)
+		f, cr, p := newGrant(t, auth.Config{})
 		sibling := f.pair(t, cr)
-		if err := f.svc.Revoke(ctx, cr.ClientID, cr.ClientSecret, p.AccessToken); err != nil {
-			t.Fatalf("Revoke: %v", err)
-		}
+		f.mustRevoke(t, cr, p.AccessToken, "Revoke(access token)")
 		wantVerify(t, f, p.AccessToken, auth.ErrUnauthorized, "revoked access token")
 		wantPrincipal(t, f, sibling.AccessToken, cr, "another grant's access token")
 		// Only that token: its refresh token still works.
-		next, err := f.svc.Refresh(ctx, cr.ClientID, cr.ClientSecret, p.RefreshToken)
-		if err != nil {
-			t.Fatalf("Refresh after revoking the access token: %v", err)
-		}
+		next := f.mustRefresh(t, cr, p.RefreshToken, "after revoking the access token")
 		wantPrincipal(t, f, next.AccessToken, cr, "refreshed access token")
 		// Revoking twice is fine.
-		if err := f.svc.Revoke(ctx, cr.ClientID, cr.ClientSecret, p.AccessToken); err != nil {
-			t.Errorf("Revoke again: %v", err)
-		}
+		f.mustRevoke(t, cr, p.AccessToken, "Revoke again")
 	})
 
 	t.Run("RefreshTokenRevokesFamily", func(t *testing.T) {
 		t.Parallel()
-		f := newFixture(t, auth.Config{})
-		cr := f.partner(t)
-		first := f.pair(t, cr)
-		second, err := f.svc.Refresh(ctx, cr.ClientID, cr.ClientSecret, first.RefreshToken)
-		if err != nil {
-			t.Fatalf("Refresh: %v", err)
-		}
+		f, cr, first := newGrant(t, auth.Config{})
+		second := f.mustRefresh(t, cr, first.RefreshToken, "first exchange")
 		unrelated := f.pair(t, cr)
-		if err := f.svc.Revoke(ctx, cr.ClientID, cr.ClientSecret, second.RefreshToken); err != nil {
-			t.Fatalf("Revoke: %v", err)
-		}
+		f.mustRevoke(t, cr, second.RefreshToken, "Revoke(refresh token)")
 		wantVerify(t, f, first.AccessToken, auth.ErrUnauthorized, "first access token of the family")
 		wantVerify(t, f, second.AccessToken, auth.ErrUnauthorized, "second access token of the family")
-		_, err = f.svc.Refresh(ctx, cr.ClientID, cr.ClientSecret, second.RefreshToken)
-		wantOAuth(t, err, auth.InvalidGrant, "Refresh(revoked)")
+		wantRefreshRefused(t, f, cr, second.RefreshToken, auth.InvalidGrant, "Refresh(revoked)")
 		wantPrincipal(t, f, unrelated.AccessToken, cr, "another grant's access token")
 	})
 
 	t.Run("OtherClientsTokenIgnored", func(t *testing.T) {
 		t.Parallel()
-		f := newFixture(t, auth.Config{})
+		f, other, p := newGrant(t, auth.Config{})
 		cr := f.partner(t)
-		other := f.partner(t)
-		p := f.pair(t, other)
 		for _, tok := range []string{p.AccessToken, p.RefreshToken} {
-			if err := f.svc.Revoke(ctx, cr.ClientID, cr.ClientSecret, tok); err != nil {
-				t.Fatalf("Revoke(another client's token) = %v, want nil", err)
-			}
+			f.mustRevoke(t, cr, tok, "Revoke(another client's token)")
 		}
 		wantPrincipal(t, f, p.AccessToken, other, "another client's access token after a foreign Revoke")
-		if _, err := f.svc.Refresh(ctx, other.ClientID, other.ClientSecret, p.RefreshToken); err != nil {
-			t.Errorf("another client's refresh token after a foreign Revoke: %v", err)
-		}
+		f.mustRefresh(t, other, p.RefreshToken, "another client's refresh token after a foreign Revoke")
 	})
 
 	t.Run("Refusals", func(t *testing.T) {
 		t.Parallel()
-		f := newFixture(t, auth.Config{})
-		cr := f.partner(t)
-		p := f.pair(t, cr)
-		if err := f.svc.Revoke(ctx, cr.ClientID, cr.ClientSecret, "wat_unknown"); err != nil {
-			t.Errorf("Revoke(unknown token) = %v, want nil", err)
-		}
-		wantOAuth(t, f.svc.Revoke(ctx, cr.ClientID, cr.ClientSecret, ""), auth.InvalidRequest, "Revoke(no token)")
-		wantOAuth(t, f.svc.Revoke(ctx, cr.ClientID, "wcs_wrong", p.AccessToken), auth.InvalidClient, "Revoke(wrong secret)")
+		f, cr, p := newGrant(t, auth.Config{})
+		wrongSecret := auth.Credentials{ClientID: cr.ClientID, ClientSecret: "wcs_wrong"}
+		f.mustRevoke(t, cr, "wat_unknown", "Revoke(unknown token)")
+		wantOAuth(t, f.revoke(t, cr, ""), auth.InvalidRequest, "Revoke(no token)")
+		wantOAuth(t, f.revoke(t, wrongSecret, p.AccessToken), auth.InvalidClient, "Revoke(wrong secret)")
 		wantPrincipal(t, f, p.AccessToken, cr, "access token after refused revocations")
 	})
 }
