@@ -37,6 +37,86 @@ func Run(t *testing.T, open func(t *testing.T) *store.DB) {
 // when is a fixed time with nanoseconds, which the store keeps to the microsecond.
 var when = time.Date(2024, 7, 10, 14, 3, 59, 123456789, time.UTC)
 
+// Phones the cases register wallets for.
+const (
+	phoneA = "9001234567"
+	phoneB = "9007654321"
+)
+
+// ---------------------------------------------------------------------------
+// the bundle every case starts from
+
+// bundle is a fresh database holding two partners, each with one client. A
+// case acts as partner; other is there to show that nothing of partner's
+// reaches another partner.
+type bundle struct {
+	db          *store.DB
+	auth        auth.Store
+	partner     auth.Partner
+	client      auth.Client
+	other       auth.Partner
+	otherClient auth.Client
+}
+
+// setup opens a database and stores the bundle's two partners in it.
+func setup(t *testing.T, open func(t *testing.T) *store.DB) *bundle {
+	t.Helper()
+	db := open(t)
+	b := &bundle{db: db, auth: db.AuthStore()}
+	b.partner, b.client = newPartner(t, db)
+	b.other, b.otherClient = newPartner(t, db)
+	return b
+}
+
+// setupWithWallet is setup plus a stored wallet of the partner for phoneA.
+func setupWithWallet(t *testing.T, open func(t *testing.T) *store.DB) (*bundle, wallet.Wallet) {
+	t.Helper()
+	b := setup(t, open)
+	return b, b.storeWallet(t, b.partner.ID, phoneA)
+}
+
+// storeWallet stores an active ELEMENTARY wallet of partnerID and returns it as written.
+func (b *bundle) storeWallet(t *testing.T, partnerID uuid.UUID, phone string) wallet.Wallet {
+	t.Helper()
+	w := newWallet(t, partnerID, phone)
+	mustInsertWallet(t, b.db, w)
+	return w
+}
+
+// newToken returns a token of the partner's client in family, not yet stored.
+func (b *bundle) newToken(t *testing.T, kind auth.Kind, family uuid.UUID) auth.Token {
+	t.Helper()
+	return auth.Token{
+		Hash: randomHash(t), Kind: kind, ClientID: b.client.ID, PartnerID: b.client.PartnerID, FamilyID: family,
+		CreatedAt: when, ExpiresAt: when.Add(15*time.Minute + 987654321*time.Nanosecond),
+	}
+}
+
+// storeRefresh stores and returns a refresh token of the partner's client in a
+// family of its own.
+func (b *bundle) storeRefresh(t *testing.T) auth.Token {
+	t.Helper()
+	tok := b.newToken(t, auth.Refresh, uuid.New())
+	mustNil(t, b.auth.InsertTokens(context.Background(), tok), "InsertTokens")
+	return tok
+}
+
+// grant returns the grant of the token with hash, which must be stored.
+func (b *bundle) grant(t *testing.T, hash []byte, what string) auth.Grant {
+	t.Helper()
+	g, err := b.auth.Grant(context.Background(), hash)
+	mustNil(t, err, what)
+	return g
+}
+
+// clientWithPartner returns a stored client and its partner.
+func (b *bundle) clientWithPartner(t *testing.T, clientID string) (auth.Client, auth.Partner) {
+	t.Helper()
+	c, p, err := b.auth.ClientWithPartner(context.Background(), clientID)
+	mustNil(t, err, "ClientWithPartner("+clientID+")")
+	return c, p
+}
+
 // ---------------------------------------------------------------------------
 // helpers
 
@@ -90,6 +170,23 @@ func randomHash(t *testing.T) []byte {
 	return b
 }
 
+// concurrently calls fn(0) to fn(n-1) on n goroutines released at once and
+// returns their errors, by i, when all have returned.
+func concurrently(n int, fn func(i int) error) []error {
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			errs[i] = fn(i)
+		})
+	}
+	close(start)
+	wg.Wait()
+	return errs
+}
+
 // newPartner stores a partner with one client and returns both as written.
 func newPartner(t *testing.T, db *store.DB) (auth.Partner, auth.Client) {
 	t.Helper()
@@ -103,6 +200,48 @@ func newPartner(t *testing.T, db *store.DB) (auth.Partner, auth.Client) {
 	}
 	mustNil(t, db.AuthStore().InsertPartner(context.Background(), p, c), "InsertPartner")
 	return p, c
+}
+
+func samePartner(t *testing.T, what string, got, want auth.Partner) {
+	t.Helper()
+	if got.ID != want.ID || got.Name != want.Name || got.Status != want.Status ||
+		got.WebhookURL != want.WebhookURL || got.WebhookSecret != want.WebhookSecret {
+		t.Errorf("%s = %+v, want %+v", what, got, want)
+	}
+	sameTime(t, what+".CreatedAt", got.CreatedAt, want.CreatedAt)
+}
+
+// wantStatuses checks a client's and its partner's status as a read reported them.
+func wantStatuses(t *testing.T, what string, client, partner, wantClient, wantPartner auth.Status) {
+	t.Helper()
+	if client != wantClient || partner != wantPartner {
+		t.Errorf("%s: client %s, partner %s; want %s, %s", what, client, partner, wantClient, wantPartner)
+	}
+}
+
+// view returns what read finds in a read-only transaction of db.
+func view[T any](db *store.DB, read func(context.Context, wallet.Tx) (T, error)) (T, error) {
+	var v T
+	err := db.View(context.Background(), func(ctx context.Context, tx wallet.Tx) error {
+		var err error
+		v, err = read(ctx, tx)
+		return err
+	})
+	return v, err
+}
+
+// mustView is view for a read that must succeed.
+func mustView[T any](t *testing.T, db *store.DB, what string, read func(context.Context, wallet.Tx) (T, error)) T {
+	t.Helper()
+	v, err := view(db, read)
+	mustNil(t, err, what)
+	return v
+}
+
+// mustUpdate runs write in a transaction of db that must commit.
+func mustUpdate(t *testing.T, db *store.DB, what string, write func(context.Context, wallet.Tx) error) {
+	t.Helper()
+	mustNil(t, db.Update(context.Background(), write), what)
 }
 
 // newWallet returns an active ELEMENTARY wallet of partnerID, not yet stored.
@@ -120,39 +259,9 @@ func insertWallet(db *store.DB, w wallet.Wallet) error {
 	})
 }
 
-// openWithWallet opens a database with a partner and one stored wallet of it.
-func openWithWallet(t *testing.T, open func(t *testing.T) *store.DB) (*store.DB, auth.Partner, wallet.Wallet) {
-	t.Helper()
-	db := open(t)
-	p, _ := newPartner(t, db)
-	w := newWallet(t, p.ID, "9001234567")
-	mustInsertWallet(t, db, w)
-	return db, p, w
-}
-
 func mustInsertWallet(t *testing.T, db *store.DB, w wallet.Wallet) {
 	t.Helper()
 	mustNil(t, insertWallet(db, w), "InsertWallet")
-}
-
-func readWallet(db *store.DB, partnerID, walletID uuid.UUID) (wallet.Wallet, error) {
-	var w wallet.Wallet
-	err := db.View(context.Background(), func(ctx context.Context, tx wallet.Tx) error {
-		var err error
-		w, err = tx.Wallet(ctx, partnerID, walletID, false)
-		return err
-	})
-	return w, err
-}
-
-func byPhone(db *store.DB, partnerID uuid.UUID, phone string) (wallet.Wallet, error) {
-	var w wallet.Wallet
-	err := db.View(context.Background(), func(ctx context.Context, tx wallet.Tx) error {
-		var err error
-		w, err = tx.ActiveWalletByPhone(ctx, partnerID, phone)
-		return err
-	})
-	return w, err
 }
 
 func updateWallet(db *store.DB, w wallet.Wallet) error {
@@ -161,22 +270,47 @@ func updateWallet(db *store.DB, w wallet.Wallet) error {
 	})
 }
 
-func readOverrides(t *testing.T, db *store.DB, walletID uuid.UUID) wallet.Overrides {
-	t.Helper()
-	var o wallet.Overrides
-	mustNil(t, db.View(context.Background(), func(ctx context.Context, tx wallet.Tx) error {
-		var err error
-		o, err = tx.Overrides(ctx, walletID)
-		return err
-	}), "Overrides")
-	return o
+func readWallet(db *store.DB, partnerID, walletID uuid.UUID) (wallet.Wallet, error) {
+	return view(db, func(ctx context.Context, tx wallet.Tx) (wallet.Wallet, error) {
+		return tx.Wallet(ctx, partnerID, walletID, false)
+	})
 }
 
-func saveOverrides(t *testing.T, db *store.DB, walletID uuid.UUID, o wallet.Overrides) {
+func byPhone(db *store.DB, partnerID uuid.UUID, phone string) (wallet.Wallet, error) {
+	return view(db, func(ctx context.Context, tx wallet.Tx) (wallet.Wallet, error) {
+		return tx.ActiveWalletByPhone(ctx, partnerID, phone)
+	})
+}
+
+// wantWallet checks that partnerID reads want.ID as want, and returns what it read.
+func wantWallet(t *testing.T, db *store.DB, partnerID uuid.UUID, want wallet.Wallet, what string) wallet.Wallet {
 	t.Helper()
-	mustNil(t, db.Update(context.Background(), func(ctx context.Context, tx wallet.Tx) error {
-		return tx.SaveOverrides(ctx, walletID, o)
-	}), "SaveOverrides")
+	got, err := readWallet(db, partnerID, want.ID)
+	mustNil(t, err, what)
+	sameWallet(t, got, want)
+	return got
+}
+
+// wantNoWallet checks that partnerID finds no wallet walletID.
+func wantNoWallet(t *testing.T, db *store.DB, partnerID, walletID uuid.UUID, what string) {
+	t.Helper()
+	_, err := readWallet(db, partnerID, walletID)
+	mustIs(t, err, wallet.ErrNotFound, what)
+}
+
+// wantActiveWallet checks that want is partnerID's active wallet for want.Phone.
+func wantActiveWallet(t *testing.T, db *store.DB, partnerID uuid.UUID, want wallet.Wallet, what string) {
+	t.Helper()
+	got, err := byPhone(db, partnerID, want.Phone)
+	mustNil(t, err, what)
+	sameWallet(t, got, want)
+}
+
+// wantNoActiveWallet checks that partnerID has no active wallet for phone.
+func wantNoActiveWallet(t *testing.T, db *store.DB, partnerID uuid.UUID, phone, what string) {
+	t.Helper()
+	_, err := byPhone(db, partnerID, phone)
+	mustIs(t, err, wallet.ErrNotFound, what)
 }
 
 func sameWallet(t *testing.T, got, want wallet.Wallet) {
@@ -188,6 +322,26 @@ func sameWallet(t *testing.T, got, want wallet.Wallet) {
 	}
 	sameTime(t, "CreatedAt", got.CreatedAt, want.CreatedAt)
 	sameTime(t, "ClosedAt", got.ClosedAt, want.ClosedAt)
+}
+
+func readOverrides(t *testing.T, db *store.DB, walletID uuid.UUID) wallet.Overrides {
+	t.Helper()
+	return mustView(t, db, "Overrides", func(ctx context.Context, tx wallet.Tx) (wallet.Overrides, error) {
+		return tx.Overrides(ctx, walletID)
+	})
+}
+
+func saveOverrides(t *testing.T, db *store.DB, walletID uuid.UUID, o wallet.Overrides) {
+	t.Helper()
+	mustUpdate(t, db, "SaveOverrides", func(ctx context.Context, tx wallet.Tx) error {
+		return tx.SaveOverrides(ctx, walletID, o)
+	})
+}
+
+// wantOverrides checks that the stored overrides of walletID are want.
+func wantOverrides(t *testing.T, db *store.DB, walletID uuid.UUID, want wallet.Overrides) {
+	t.Helper()
+	sameOverrides(t, readOverrides(t, db, walletID), want)
 }
 
 func boolPtr(b bool) *bool { return &b }
@@ -223,11 +377,58 @@ func sameOverrides(t *testing.T, got, want wallet.Overrides) {
 	}
 }
 
-func newService(t *testing.T, db *store.DB) *wallet.Service {
+// newPayment returns a SUCCESS payment of 0.01 from w, not yet stored.
+func newPayment(w wallet.Wallet, token uuid.UUID) wallet.Operation {
+	return wallet.Operation{
+		ID: uuid.New(), WalletID: w.ID, PartnerID: w.PartnerID, Type: wallet.Payment, Status: wallet.Success,
+		Amount: 1, Token: token, Description: "Оплата", Month: 202611, CreatedAt: when, FinishedAt: when,
+	}
+}
+
+// payment is the ledger transaction of op, taking amount from its wallet.
+func payment(op wallet.Operation, amount money.Amount) wallet.LedgerTx {
+	return wallet.LedgerTx{ID: uuid.New(), OperationID: op.ID, Kind: wallet.TxPayment, CreatedAt: when, Postings: []wallet.Posting{
+		{Account: op.WalletID, Kind: wallet.WalletAccount, Amount: -amount},
+		{Account: wallet.SBPOutbound, Kind: wallet.OpenAccount, Amount: amount},
+	}}
+}
+
+func insertOperation(db *store.DB, op wallet.Operation) error {
+	return db.Update(context.Background(), func(ctx context.Context, tx wallet.Tx) error {
+		return tx.InsertOperation(ctx, op)
+	})
+}
+
+func readUsage(t *testing.T, db *store.DB, walletID uuid.UUID, month int) map[wallet.OperationType]money.Amount {
 	t.Helper()
-	svc, err := wallet.NewService(db, wallet.Config{})
+	return mustView(t, db, "MonthUsage", func(ctx context.Context, tx wallet.Tx) (map[wallet.OperationType]money.Amount, error) {
+		return tx.MonthUsage(ctx, walletID, month)
+	})
+}
+
+// setupService is setup plus a wallet.Service over the bundle's database.
+func setupService(t *testing.T, open func(t *testing.T) *store.DB) (*bundle, *wallet.Service) {
+	t.Helper()
+	b := setup(t, open)
+	svc, err := wallet.NewService(b.db, wallet.Config{})
 	mustNil(t, err, "NewService")
-	return svc
+	return b, svc
+}
+
+// register registers partnerID's wallet for phoneA through svc.
+func register(t *testing.T, svc *wallet.Service, partnerID uuid.UUID, level wallet.Identification, what string) wallet.Wallet {
+	t.Helper()
+	w, err := svc.Register(context.Background(), partnerID, phoneA, level)
+	mustNil(t, err, what)
+	return w
+}
+
+// wantCode checks that err is a wallet error with code.
+func wantCode(t *testing.T, err error, code wallet.Code, what string) {
+	t.Helper()
+	if got := wallet.ErrorCode(err); got != code {
+		t.Errorf("%s = %v, want %s", what, err, code)
+	}
 }
 
 // ---------------------------------------------------------------------------
@@ -238,38 +439,27 @@ func runPartners(t *testing.T, open func(t *testing.T) *store.DB) {
 
 	t.Run("InsertPartnerRoundTrip", func(t *testing.T) {
 		t.Parallel()
-		db := open(t)
-		s := db.AuthStore()
-		p, c := newPartner(t, db)
+		b := setup(t, open)
+		p, c := b.partner, b.client
 
-		got, err := s.Partner(ctx, p.ID)
+		got, err := b.auth.Partner(ctx, p.ID)
 		mustNil(t, err, "Partner")
-		if got.ID != p.ID || got.Name != p.Name || got.Status != p.Status ||
-			got.WebhookURL != p.WebhookURL || got.WebhookSecret != p.WebhookSecret {
-			t.Errorf("Partner = %+v, want %+v", got, p)
-		}
-		sameTime(t, "Partner.CreatedAt", got.CreatedAt, p.CreatedAt)
+		samePartner(t, "Partner", got, p)
 
-		gc, gp, err := s.ClientWithPartner(ctx, c.ID)
-		mustNil(t, err, "ClientWithPartner")
+		gc, gp := b.clientWithPartner(t, c.ID)
 		if gc.ID != c.ID || gc.PartnerID != c.PartnerID || !bytes.Equal(gc.SecretHash, c.SecretHash) || gc.Status != c.Status {
 			t.Errorf("Client = %+v, want %+v", gc, c)
 		}
 		sameTime(t, "Client.CreatedAt", gc.CreatedAt, c.CreatedAt)
-		if gp.ID != p.ID || gp.Name != p.Name || gp.Status != p.Status || gp.WebhookSecret != p.WebhookSecret {
-			t.Errorf("client's Partner = %+v, want %+v", gp, p)
-		}
-		sameTime(t, "client's Partner.CreatedAt", gp.CreatedAt, p.CreatedAt)
+		samePartner(t, "client's Partner", gp, p)
 	})
 
 	t.Run("UnknownIsNotFound", func(t *testing.T) {
 		t.Parallel()
-		db := open(t)
-		s := db.AuthStore()
-		newPartner(t, db)
-		_, err := s.Partner(ctx, uuid.New())
+		b := setup(t, open)
+		_, err := b.auth.Partner(ctx, uuid.New())
 		mustIs(t, err, auth.ErrNotFound, "Partner(unknown)")
-		_, _, err = s.ClientWithPartner(ctx, "wc_unknown")
+		_, _, err = b.auth.ClientWithPartner(ctx, "wc_unknown")
 		mustIs(t, err, auth.ErrNotFound, "ClientWithPartner(unknown)")
 	})
 
@@ -292,10 +482,8 @@ func runPartners(t *testing.T, open func(t *testing.T) *store.DB) {
 
 	t.Run("SetStatus", func(t *testing.T) {
 		t.Parallel()
-		db := open(t)
-		s := db.AuthStore()
-		p, c := newPartner(t, db)
-		other, otherClient := newPartner(t, db)
+		b := setup(t, open)
+		s, p, c := b.auth, b.partner, b.client
 
 		mustNil(t, s.SetPartnerStatus(ctx, p.ID, auth.Disabled), "SetPartnerStatus")
 		got, err := s.Partner(ctx, p.ID)
@@ -304,52 +492,42 @@ func runPartners(t *testing.T, open func(t *testing.T) *store.DB) {
 			t.Errorf("partner status = %s, want DISABLED", got.Status)
 		}
 		mustNil(t, s.SetClientStatus(ctx, c.ID, auth.Disabled), "SetClientStatus")
-		gc, gp, err := s.ClientWithPartner(ctx, c.ID)
-		mustNil(t, err, "ClientWithPartner")
-		if gc.Status != auth.Disabled || gp.Status != auth.Disabled {
-			t.Errorf("client status %s, partner status %s; want both DISABLED", gc.Status, gp.Status)
-		}
+		gc, gp := b.clientWithPartner(t, c.ID)
+		wantStatuses(t, "disabled", gc.Status, gp.Status, auth.Disabled, auth.Disabled)
 
 		// The other partner and its client are untouched.
-		oc, op, err := s.ClientWithPartner(ctx, otherClient.ID)
-		mustNil(t, err, "ClientWithPartner(other)")
-		if oc.Status != auth.Active || op.Status != auth.Active || op.ID != other.ID {
-			t.Errorf("other client %s, partner %s; want both ACTIVE", oc.Status, op.Status)
+		oc, op := b.clientWithPartner(t, b.otherClient.ID)
+		wantStatuses(t, "other", oc.Status, op.Status, auth.Active, auth.Active)
+		if op.ID != b.other.ID {
+			t.Errorf("other client's partner = %s, want %s", op.ID, b.other.ID)
 		}
 
 		mustNil(t, s.SetPartnerStatus(ctx, p.ID, auth.Active), "SetPartnerStatus(ACTIVE)")
 		mustNil(t, s.SetClientStatus(ctx, c.ID, auth.Active), "SetClientStatus(ACTIVE)")
-		gc, gp, err = s.ClientWithPartner(ctx, c.ID)
-		mustNil(t, err, "ClientWithPartner")
-		if gc.Status != auth.Active || gp.Status != auth.Active {
-			t.Errorf("after re-enabling: client %s, partner %s; want both ACTIVE", gc.Status, gp.Status)
-		}
+		gc, gp = b.clientWithPartner(t, c.ID)
+		wantStatuses(t, "after re-enabling", gc.Status, gp.Status, auth.Active, auth.Active)
 	})
 
 	t.Run("SetStatusUnknownIsNotFound", func(t *testing.T) {
 		t.Parallel()
-		db := open(t)
-		s := db.AuthStore()
-		newPartner(t, db)
+		s := setup(t, open).auth
 		mustIs(t, s.SetPartnerStatus(ctx, uuid.New(), auth.Disabled), auth.ErrNotFound, "SetPartnerStatus(unknown)")
 		mustIs(t, s.SetClientStatus(ctx, "wc_unknown", auth.Disabled), auth.ErrNotFound, "SetClientStatus(unknown)")
 	})
 
 	t.Run("SetStatusFailureIsNotNotFound", func(t *testing.T) {
 		t.Parallel()
-		db := open(t)
-		s := db.AuthStore()
-		p, c := newPartner(t, db)
+		b := setup(t, open)
 		// The schema refuses an unknown status; that refusal is a storage
 		// failure and must not be reported as "no such partner".
-		err := s.SetPartnerStatus(ctx, p.ID, auth.Status("BOGUS"))
+		err := b.auth.SetPartnerStatus(ctx, b.partner.ID, auth.Status("BOGUS"))
 		if err == nil {
 			t.Fatal("SetPartnerStatus(BOGUS) succeeded; the schema allows only ACTIVE and DISABLED")
 		}
 		if errors.Is(err, auth.ErrNotFound) {
 			t.Fatalf("SetPartnerStatus(BOGUS) = %v, want a storage error other than ErrNotFound", err)
 		}
-		err = s.SetClientStatus(ctx, c.ID, auth.Status("BOGUS"))
+		err = b.auth.SetClientStatus(ctx, b.client.ID, auth.Status("BOGUS"))
 		if err == nil || errors.Is(err, auth.ErrNotFound) {
 			t.Errorf("SetClientStatus(BOGUS) = %v, want a storage error other than ErrNotFound", err)
 		}
@@ -359,30 +537,19 @@ func runPartners(t *testing.T, open func(t *testing.T) *store.DB) {
 // ---------------------------------------------------------------------------
 // tokens
 
-func newToken(t *testing.T, kind auth.Kind, c auth.Client, family uuid.UUID) auth.Token {
-	t.Helper()
-	return auth.Token{
-		Hash: randomHash(t), Kind: kind, ClientID: c.ID, PartnerID: c.PartnerID, FamilyID: family,
-		CreatedAt: when, ExpiresAt: when.Add(15*time.Minute + 987654321*time.Nanosecond),
-	}
-}
-
 func runTokens(t *testing.T, open func(t *testing.T) *store.DB) {
 	ctx := context.Background()
 
 	t.Run("InsertAndGrantRoundTrip", func(t *testing.T) {
 		t.Parallel()
-		db := open(t)
-		s := db.AuthStore()
-		_, c := newPartner(t, db)
+		b := setup(t, open)
 		family := uuid.New()
-		access, refresh := newToken(t, auth.Access, c, family), newToken(t, auth.Refresh, c, family)
+		access, refresh := b.newToken(t, auth.Access, family), b.newToken(t, auth.Refresh, family)
 		refresh.ExpiresAt = when.Add(30 * 24 * time.Hour)
-		mustNil(t, s.InsertTokens(ctx, access, refresh), "InsertTokens")
+		mustNil(t, b.auth.InsertTokens(ctx, access, refresh), "InsertTokens")
 
 		for _, want := range []auth.Token{access, refresh} {
-			g, err := s.Grant(ctx, want.Hash)
-			mustNil(t, err, "Grant("+string(want.Kind)+")")
+			g := b.grant(t, want.Hash, "Grant("+string(want.Kind)+")")
 			if !bytes.Equal(g.Hash, want.Hash) || g.Kind != want.Kind || g.ClientID != want.ClientID ||
 				g.PartnerID != want.PartnerID || g.FamilyID != want.FamilyID {
 				t.Errorf("Grant = %+v, want %+v", g.Token, want)
@@ -391,113 +558,83 @@ func runTokens(t *testing.T, open func(t *testing.T) *store.DB) {
 			sameTime(t, "ExpiresAt", g.ExpiresAt, want.ExpiresAt)
 			sameTime(t, "UsedAt", g.UsedAt, time.Time{})
 			sameTime(t, "RevokedAt", g.RevokedAt, time.Time{})
-			if g.ClientStatus != auth.Active || g.PartnerStatus != auth.Active {
-				t.Errorf("Grant statuses = client %s, partner %s; want ACTIVE, ACTIVE", g.ClientStatus, g.PartnerStatus)
-			}
+			wantStatuses(t, "Grant", g.ClientStatus, g.PartnerStatus, auth.Active, auth.Active)
 		}
-		_, err := s.Grant(ctx, randomHash(t))
+		_, err := b.auth.Grant(ctx, randomHash(t))
 		mustIs(t, err, auth.ErrNotFound, "Grant(unknown)")
 	})
 
 	t.Run("GrantReflectsStatus", func(t *testing.T) {
 		t.Parallel()
-		db := open(t)
-		s := db.AuthStore()
-		p, c := newPartner(t, db)
-		tok := newToken(t, auth.Access, c, uuid.New())
+		b := setup(t, open)
+		s, c := b.auth, b.client
+		tok := b.newToken(t, auth.Access, uuid.New())
 		mustNil(t, s.InsertTokens(ctx, tok), "InsertTokens")
 
 		mustNil(t, s.SetClientStatus(ctx, c.ID, auth.Disabled), "SetClientStatus")
-		g, err := s.Grant(ctx, tok.Hash)
-		mustNil(t, err, "Grant")
-		if g.ClientStatus != auth.Disabled || g.PartnerStatus != auth.Active {
-			t.Errorf("client disabled: Grant statuses = client %s, partner %s", g.ClientStatus, g.PartnerStatus)
-		}
+		g := b.grant(t, tok.Hash, "Grant")
+		wantStatuses(t, "client disabled: Grant", g.ClientStatus, g.PartnerStatus, auth.Disabled, auth.Active)
 
 		mustNil(t, s.SetClientStatus(ctx, c.ID, auth.Active), "SetClientStatus")
-		mustNil(t, s.SetPartnerStatus(ctx, p.ID, auth.Disabled), "SetPartnerStatus")
-		g, err = s.Grant(ctx, tok.Hash)
-		mustNil(t, err, "Grant")
-		if g.ClientStatus != auth.Active || g.PartnerStatus != auth.Disabled {
-			t.Errorf("partner disabled: Grant statuses = client %s, partner %s", g.ClientStatus, g.PartnerStatus)
-		}
+		mustNil(t, s.SetPartnerStatus(ctx, b.partner.ID, auth.Disabled), "SetPartnerStatus")
+		g = b.grant(t, tok.Hash, "Grant")
+		wantStatuses(t, "partner disabled: Grant", g.ClientStatus, g.PartnerStatus, auth.Active, auth.Disabled)
 	})
 
 	t.Run("Rotate", func(t *testing.T) {
 		t.Parallel()
-		db := open(t)
-		s := db.AuthStore()
-		_, c := newPartner(t, db)
-		family := uuid.New()
-		old := newToken(t, auth.Refresh, c, family)
-		mustNil(t, s.InsertTokens(ctx, old), "InsertTokens")
+		b := setup(t, open)
+		old := b.storeRefresh(t)
+		family := old.FamilyID
 
 		usedAt := when.Add(time.Minute + 555*time.Nanosecond)
-		next := []auth.Token{newToken(t, auth.Access, c, family), newToken(t, auth.Refresh, c, family)}
-		mustNil(t, s.Rotate(ctx, old.Hash, usedAt, next...), "Rotate")
+		next := []auth.Token{b.newToken(t, auth.Access, family), b.newToken(t, auth.Refresh, family)}
+		mustNil(t, b.auth.Rotate(ctx, old.Hash, usedAt, next...), "Rotate")
 
-		g, err := s.Grant(ctx, old.Hash)
-		mustNil(t, err, "Grant(old)")
+		g := b.grant(t, old.Hash, "Grant(old)")
 		sameTime(t, "old UsedAt", g.UsedAt, usedAt)
 		sameTime(t, "old RevokedAt", g.RevokedAt, time.Time{})
 		for _, n := range next {
-			g, err := s.Grant(ctx, n.Hash)
-			mustNil(t, err, "Grant(successor "+string(n.Kind)+")")
+			g := b.grant(t, n.Hash, "Grant(successor "+string(n.Kind)+")")
 			if g.Kind != n.Kind || g.FamilyID != family || !g.UsedAt.IsZero() {
 				t.Errorf("successor = %+v, want kind %s of family %s, unused", g.Token, n.Kind, family)
 			}
 		}
 
 		// A second exchange of the same token fails and stores nothing.
-		again := []auth.Token{newToken(t, auth.Access, c, family), newToken(t, auth.Refresh, c, family)}
-		mustIs(t, s.Rotate(ctx, old.Hash, usedAt.Add(time.Second), again...), auth.ErrAlreadyUsed, "Rotate(used)")
+		again := []auth.Token{b.newToken(t, auth.Access, family), b.newToken(t, auth.Refresh, family)}
+		mustIs(t, b.auth.Rotate(ctx, old.Hash, usedAt.Add(time.Second), again...), auth.ErrAlreadyUsed, "Rotate(used)")
 		for _, n := range again {
-			_, err := s.Grant(ctx, n.Hash)
+			_, err := b.auth.Grant(ctx, n.Hash)
 			mustIs(t, err, auth.ErrNotFound, "Grant(successor of a refused Rotate)")
 		}
-		g, err = s.Grant(ctx, old.Hash)
-		mustNil(t, err, "Grant(old)")
+		g = b.grant(t, old.Hash, "Grant(old)")
 		sameTime(t, "old UsedAt after a refused Rotate", g.UsedAt, usedAt)
 	})
 
 	t.Run("RotateUnknown", func(t *testing.T) {
 		t.Parallel()
-		db := open(t)
-		s := db.AuthStore()
-		_, c := newPartner(t, db)
-		next := newToken(t, auth.Access, c, uuid.New())
-		mustIs(t, s.Rotate(ctx, randomHash(t), when, next), auth.ErrNotFound, "Rotate(unknown)")
-		_, err := s.Grant(ctx, next.Hash)
+		b := setup(t, open)
+		next := b.newToken(t, auth.Access, uuid.New())
+		mustIs(t, b.auth.Rotate(ctx, randomHash(t), when, next), auth.ErrNotFound, "Rotate(unknown)")
+		_, err := b.auth.Grant(ctx, next.Hash)
 		mustIs(t, err, auth.ErrNotFound, "Grant(successor of an unknown token)")
 	})
 
 	t.Run("RotateConcurrent", func(t *testing.T) {
 		t.Parallel()
-		db := open(t)
-		s := db.AuthStore()
-		_, c := newPartner(t, db)
-		family := uuid.New()
-		old := newToken(t, auth.Refresh, c, family)
-		mustNil(t, s.InsertTokens(ctx, old), "InsertTokens")
+		b := setup(t, open)
+		old := b.storeRefresh(t)
+		family := old.FamilyID
 
 		const n = 8
 		successors := make([]auth.Token, n)
 		for i := range successors {
-			successors[i] = newToken(t, auth.Refresh, c, family)
+			successors[i] = b.newToken(t, auth.Refresh, family)
 		}
-		errs := make([]error, n)
-		var wg sync.WaitGroup
-		start := make(chan struct{})
-		for i := range n {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				<-start
-				errs[i] = s.Rotate(ctx, old.Hash, when.Add(time.Minute), successors[i])
-			}()
-		}
-		close(start)
-		wg.Wait()
+		errs := concurrently(n, func(i int) error {
+			return b.auth.Rotate(ctx, old.Hash, when.Add(time.Minute), successors[i])
+		})
 
 		winner := -1
 		for i, err := range errs {
@@ -515,7 +652,7 @@ func runTokens(t *testing.T, open func(t *testing.T) *store.DB) {
 			t.Fatal("no Rotate succeeded")
 		}
 		for i, succ := range successors {
-			_, err := s.Grant(ctx, succ.Hash)
+			_, err := b.auth.Grant(ctx, succ.Hash)
 			if i == winner {
 				mustNil(t, err, "Grant(winner's successor)")
 			} else {
@@ -526,50 +663,36 @@ func runTokens(t *testing.T, open func(t *testing.T) *store.DB) {
 
 	t.Run("RevokeFamily", func(t *testing.T) {
 		t.Parallel()
-		db := open(t)
-		s := db.AuthStore()
-		_, c := newPartner(t, db)
+		b := setup(t, open)
 		famA, famB := uuid.New(), uuid.New()
-		a := []auth.Token{newToken(t, auth.Access, c, famA), newToken(t, auth.Refresh, c, famA), newToken(t, auth.Access, c, famA)}
-		b := []auth.Token{newToken(t, auth.Access, c, famB), newToken(t, auth.Refresh, c, famB)}
-		mustNil(t, s.InsertTokens(ctx, append(append([]auth.Token{}, a...), b...)...), "InsertTokens")
+		inA := []auth.Token{b.newToken(t, auth.Access, famA), b.newToken(t, auth.Refresh, famA), b.newToken(t, auth.Access, famA)}
+		inB := []auth.Token{b.newToken(t, auth.Access, famB), b.newToken(t, auth.Refresh, famB)}
+		mustNil(t, b.auth.InsertTokens(ctx, append(append([]auth.Token{}, inA...), inB...)...), "InsertTokens")
 
 		at := when.Add(time.Hour + 333*time.Nanosecond)
-		mustNil(t, s.RevokeFamily(ctx, famA, at), "RevokeFamily")
-		for _, tok := range a {
-			g, err := s.Grant(ctx, tok.Hash)
-			mustNil(t, err, "Grant(family A)")
-			sameTime(t, "family A RevokedAt", g.RevokedAt, at)
+		mustNil(t, b.auth.RevokeFamily(ctx, famA, at), "RevokeFamily")
+		for _, tok := range inA {
+			sameTime(t, "family A RevokedAt", b.grant(t, tok.Hash, "Grant(family A)").RevokedAt, at)
 		}
-		for _, tok := range b {
-			g, err := s.Grant(ctx, tok.Hash)
-			mustNil(t, err, "Grant(family B)")
-			sameTime(t, "family B RevokedAt", g.RevokedAt, time.Time{})
+		for _, tok := range inB {
+			sameTime(t, "family B RevokedAt", b.grant(t, tok.Hash, "Grant(family B)").RevokedAt, time.Time{})
 		}
 		// Revoking again keeps the first revocation time.
-		mustNil(t, s.RevokeFamily(ctx, famA, at.Add(time.Hour)), "RevokeFamily again")
-		g, err := s.Grant(ctx, a[0].Hash)
-		mustNil(t, err, "Grant")
-		sameTime(t, "RevokedAt after a second RevokeFamily", g.RevokedAt, at)
+		mustNil(t, b.auth.RevokeFamily(ctx, famA, at.Add(time.Hour)), "RevokeFamily again")
+		sameTime(t, "RevokedAt after a second RevokeFamily", b.grant(t, inA[0].Hash, "Grant").RevokedAt, at)
 	})
 
 	t.Run("RevokeToken", func(t *testing.T) {
 		t.Parallel()
-		db := open(t)
-		s := db.AuthStore()
-		_, c := newPartner(t, db)
+		b := setup(t, open)
 		family := uuid.New()
-		access, refresh := newToken(t, auth.Access, c, family), newToken(t, auth.Refresh, c, family)
-		mustNil(t, s.InsertTokens(ctx, access, refresh), "InsertTokens")
+		access, refresh := b.newToken(t, auth.Access, family), b.newToken(t, auth.Refresh, family)
+		mustNil(t, b.auth.InsertTokens(ctx, access, refresh), "InsertTokens")
 
 		at := when.Add(2 * time.Minute)
-		mustNil(t, s.RevokeToken(ctx, access.Hash, at), "RevokeToken")
-		g, err := s.Grant(ctx, access.Hash)
-		mustNil(t, err, "Grant(access)")
-		sameTime(t, "revoked RevokedAt", g.RevokedAt, at)
-		g, err = s.Grant(ctx, refresh.Hash)
-		mustNil(t, err, "Grant(refresh)")
-		sameTime(t, "sibling RevokedAt", g.RevokedAt, time.Time{})
+		mustNil(t, b.auth.RevokeToken(ctx, access.Hash, at), "RevokeToken")
+		sameTime(t, "revoked RevokedAt", b.grant(t, access.Hash, "Grant(access)").RevokedAt, at)
+		sameTime(t, "sibling RevokedAt", b.grant(t, refresh.Hash, "Grant(refresh)").RevokedAt, time.Time{})
 	})
 }
 
@@ -577,139 +700,105 @@ func runTokens(t *testing.T, open func(t *testing.T) *store.DB) {
 // wallets
 
 func runWallets(t *testing.T, open func(t *testing.T) *store.DB) {
-	ctx := context.Background()
-
 	t.Run("InsertRoundTrip", func(t *testing.T) {
 		t.Parallel()
-		db := open(t)
-		p, _ := newPartner(t, db)
-		w := newWallet(t, p.ID, "9001234567")
+		b := setup(t, open)
+		p := b.partner
+		w := newWallet(t, p.ID, phoneA)
 		w.Identification = wallet.Personalized
-		mustInsertWallet(t, db, w)
+		mustInsertWallet(t, b.db, w)
 
-		got, err := readWallet(db, p.ID, w.ID)
-		mustNil(t, err, "Wallet")
-		sameWallet(t, got, w)
+		got := wantWallet(t, b.db, p.ID, w, "Wallet")
 		if got.Balance != 0 || got.Status != wallet.Active {
 			t.Errorf("new wallet: balance %s, status %s; want 0.00, ACTIVE", got.Balance, got.Status)
 		}
 
 		// The same read with a lock, inside a write transaction.
-		mustNil(t, db.Update(ctx, func(ctx context.Context, tx wallet.Tx) error {
+		mustUpdate(t, b.db, "Wallet(lock)", func(ctx context.Context, tx wallet.Tx) error {
 			got, err := tx.Wallet(ctx, p.ID, w.ID, true)
 			if err != nil {
 				return err
 			}
 			sameWallet(t, got, w)
 			return nil
-		}), "Wallet(lock)")
+		})
 	})
 
 	t.Run("OtherPartnerIsNotFound", func(t *testing.T) {
 		t.Parallel()
-		db := open(t)
-		p, _ := newPartner(t, db)
-		other, _ := newPartner(t, db)
-		w := newWallet(t, p.ID, "9001234567")
-		mustInsertWallet(t, db, w)
-
-		_, err := readWallet(db, other.ID, w.ID)
-		mustIs(t, err, wallet.ErrNotFound, "Wallet(other partner)")
-		_, err = readWallet(db, p.ID, uuid.New())
-		mustIs(t, err, wallet.ErrNotFound, "Wallet(unknown id)")
-		_, err = byPhone(db, other.ID, w.Phone)
-		mustIs(t, err, wallet.ErrNotFound, "ActiveWalletByPhone(other partner)")
+		b, w := setupWithWallet(t, open)
+		wantNoWallet(t, b.db, b.other.ID, w.ID, "Wallet(other partner)")
+		wantNoWallet(t, b.db, b.partner.ID, uuid.New(), "Wallet(unknown id)")
+		wantNoActiveWallet(t, b.db, b.other.ID, w.Phone, "ActiveWalletByPhone(other partner)")
 	})
 
 	t.Run("ActiveWalletByPhone", func(t *testing.T) {
 		t.Parallel()
-		db, p, w := openWithWallet(t, open)
-		mustInsertWallet(t, db, newWallet(t, p.ID, "9007654321"))
+		b, w := setupWithWallet(t, open)
+		b.storeWallet(t, b.partner.ID, phoneB)
 
-		got, err := byPhone(db, p.ID, w.Phone)
-		mustNil(t, err, "ActiveWalletByPhone")
-		sameWallet(t, got, w)
-		_, err = byPhone(db, p.ID, "9000000000")
-		mustIs(t, err, wallet.ErrNotFound, "ActiveWalletByPhone(unknown phone)")
+		wantActiveWallet(t, b.db, b.partner.ID, w, "ActiveWalletByPhone")
+		wantNoActiveWallet(t, b.db, b.partner.ID, "9000000000", "ActiveWalletByPhone(unknown phone)")
 	})
 
 	t.Run("OneActiveWalletPerPhone", func(t *testing.T) {
 		t.Parallel()
-		db := open(t)
-		p, _ := newPartner(t, db)
-		other, _ := newPartner(t, db)
-		first := newWallet(t, p.ID, "9001234567")
-		mustInsertWallet(t, db, first)
+		b, first := setupWithWallet(t, open)
+		db, p := b.db, b.partner
 
 		second := newWallet(t, p.ID, first.Phone)
 		mustIs(t, insertWallet(db, second), wallet.ErrDuplicate, "InsertWallet(same partner, same phone)")
-		_, err := readWallet(db, p.ID, second.ID)
-		mustIs(t, err, wallet.ErrNotFound, "Wallet(refused duplicate)")
+		wantNoWallet(t, db, p.ID, second.ID, "Wallet(refused duplicate)")
 
 		// Another partner may have a wallet for the same phone.
-		elsewhere := newWallet(t, other.ID, first.Phone)
-		mustInsertWallet(t, db, elsewhere)
+		elsewhere := b.storeWallet(t, b.other.ID, first.Phone)
 
 		// Closing the wallet frees the phone.
 		closed := first
 		closed.Status, closed.ClosedAt = wallet.Closed, when.Add(time.Hour+777*time.Nanosecond)
 		mustNil(t, updateWallet(db, closed), "UpdateWallet(CLOSED)")
-		got, err := readWallet(db, p.ID, first.ID)
-		mustNil(t, err, "Wallet(closed)")
-		sameWallet(t, got, closed)
-		_, err = byPhone(db, p.ID, first.Phone)
-		mustIs(t, err, wallet.ErrNotFound, "ActiveWalletByPhone after closing")
+		wantWallet(t, db, p.ID, closed, "Wallet(closed)")
+		wantNoActiveWallet(t, db, p.ID, first.Phone, "ActiveWalletByPhone after closing")
 
 		mustInsertWallet(t, db, second)
-		got, err = byPhone(db, p.ID, first.Phone)
-		mustNil(t, err, "ActiveWalletByPhone after re-registering")
-		sameWallet(t, got, second)
-		got, err = byPhone(db, other.ID, first.Phone)
-		mustNil(t, err, "ActiveWalletByPhone(other partner)")
-		sameWallet(t, got, elsewhere)
+		wantActiveWallet(t, db, p.ID, second, "ActiveWalletByPhone after re-registering")
+		wantActiveWallet(t, db, b.other.ID, elsewhere, "ActiveWalletByPhone(other partner)")
 	})
 
 	t.Run("DuplicateNumberAndID", func(t *testing.T) {
 		t.Parallel()
-		db, p, w := openWithWallet(t, open)
+		b, w := setupWithWallet(t, open)
+		db, p := b.db, b.partner
 
-		sameNumber := newWallet(t, p.ID, "9007654321")
+		sameNumber := newWallet(t, p.ID, phoneB)
 		sameNumber.Number = w.Number
 		mustIs(t, insertWallet(db, sameNumber), wallet.ErrDuplicate, "InsertWallet(taken number)")
-		_, err := readWallet(db, p.ID, sameNumber.ID)
-		mustIs(t, err, wallet.ErrNotFound, "Wallet(refused number)")
+		wantNoWallet(t, db, p.ID, sameNumber.ID, "Wallet(refused number)")
 
 		sameID := newWallet(t, p.ID, "9001111111")
 		sameID.ID = w.ID
 		mustIs(t, insertWallet(db, sameID), wallet.ErrDuplicate, "InsertWallet(taken id)")
-		got, err := readWallet(db, p.ID, w.ID)
-		mustNil(t, err, "Wallet")
-		sameWallet(t, got, w)
+		wantWallet(t, db, p.ID, w, "Wallet")
 	})
 
 	t.Run("UpdateWallet", func(t *testing.T) {
 		t.Parallel()
-		db, p, w := openWithWallet(t, open)
+		b, w := setupWithWallet(t, open)
 
 		w.Identification = wallet.Identified
-		mustNil(t, updateWallet(db, w), "UpdateWallet(identification)")
-		got, err := readWallet(db, p.ID, w.ID)
-		mustNil(t, err, "Wallet")
-		sameWallet(t, got, w)
+		mustNil(t, updateWallet(b.db, w), "UpdateWallet(identification)")
+		wantWallet(t, b.db, b.partner.ID, w, "Wallet")
 
-		unknown := newWallet(t, p.ID, "9007654321")
-		mustIs(t, updateWallet(db, unknown), wallet.ErrNotFound, "UpdateWallet(unknown)")
+		unknown := newWallet(t, b.partner.ID, phoneB)
+		mustIs(t, updateWallet(b.db, unknown), wallet.ErrNotFound, "UpdateWallet(unknown)")
 	})
 
 	t.Run("NoPendingOperations", func(t *testing.T) {
 		t.Parallel()
-		db, _, w := openWithWallet(t, open)
-		var pending bool
-		mustNil(t, db.View(ctx, func(ctx context.Context, tx wallet.Tx) error {
-			var err error
-			pending, err = tx.HasPendingOperations(ctx, w.ID)
-			return err
-		}), "HasPendingOperations")
+		b, w := setupWithWallet(t, open)
+		pending := mustView(t, b.db, "HasPendingOperations", func(ctx context.Context, tx wallet.Tx) (bool, error) {
+			return tx.HasPendingOperations(ctx, w.ID)
+		})
 		if pending {
 			t.Error("HasPendingOperations = true for a new wallet")
 		}
@@ -717,56 +806,40 @@ func runWallets(t *testing.T, open func(t *testing.T) *store.DB) {
 
 	t.Run("MonthUsageEmpty", func(t *testing.T) {
 		t.Parallel()
-		db, _, w := openWithWallet(t, open)
-		var used map[wallet.OperationType]money.Amount
-		mustNil(t, db.View(ctx, func(ctx context.Context, tx wallet.Tx) error {
-			var err error
-			used, err = tx.MonthUsage(ctx, w.ID, 202407)
-			return err
-		}), "MonthUsage")
-		if len(used) != 0 {
+		b, w := setupWithWallet(t, open)
+		if used := readUsage(t, b.db, w.ID, 202407); len(used) != 0 {
 			t.Errorf("MonthUsage of a new wallet = %v, want empty", used)
 		}
 	})
 
 	t.Run("LockSerializes", func(t *testing.T) {
 		t.Parallel()
-		db, p, w := openWithWallet(t, open)
-		saveOverrides(t, db, w.ID, wallet.Overrides{Balance: wallet.Some(0)})
+		b, w := setupWithWallet(t, open)
+		saveOverrides(t, b.db, w.ID, wallet.Overrides{Balance: wallet.Some(0)})
 
 		// Each transaction locks the wallet, reads a counter, waits and writes
 		// it back plus one. Without the lock some increments would be lost.
 		const n = 20
-		errs := make([]error, n)
-		var wg sync.WaitGroup
-		start := make(chan struct{})
-		for i := range n {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				<-start
-				errs[i] = db.Update(ctx, func(ctx context.Context, tx wallet.Tx) error {
-					if _, err := tx.Wallet(ctx, p.ID, w.ID, true); err != nil {
-						return err
-					}
-					o, err := tx.Overrides(ctx, w.ID)
-					if err != nil {
-						return err
-					}
-					time.Sleep(2 * time.Millisecond)
-					o.Balance = wallet.Some(o.Balance.Value + 1)
-					return tx.SaveOverrides(ctx, w.ID, o)
-				})
-			}()
-		}
-		close(start)
-		wg.Wait()
+		errs := concurrently(n, func(int) error {
+			return b.db.Update(context.Background(), func(ctx context.Context, tx wallet.Tx) error {
+				if _, err := tx.Wallet(ctx, b.partner.ID, w.ID, true); err != nil {
+					return err
+				}
+				o, err := tx.Overrides(ctx, w.ID)
+				if err != nil {
+					return err
+				}
+				time.Sleep(2 * time.Millisecond)
+				o.Balance = wallet.Some(o.Balance.Value + 1)
+				return tx.SaveOverrides(ctx, w.ID, o)
+			})
+		})
 		for i, err := range errs {
 			if err != nil {
 				t.Errorf("transaction %d: %v", i, err)
 			}
 		}
-		if got := readOverrides(t, db, w.ID).Balance; got != wallet.Some(n) {
+		if got := readOverrides(t, b.db, w.ID).Balance; got != wallet.Some(n) {
 			t.Fatalf("counter = %s after %d locked increments, want %d kopecks", fmtOptional(got), n, n)
 		}
 	})
@@ -780,11 +853,10 @@ func runTransactions(t *testing.T, open func(t *testing.T) *store.DB) {
 
 	t.Run("ErrorRollsBack", func(t *testing.T) {
 		t.Parallel()
-		db := open(t)
-		p, _ := newPartner(t, db)
-		w := newWallet(t, p.ID, "9001234567")
+		b := setup(t, open)
+		w := newWallet(t, b.partner.ID, phoneA)
 		boom := errors.New("boom")
-		err := db.Update(ctx, func(ctx context.Context, tx wallet.Tx) error {
+		err := b.db.Update(ctx, func(ctx context.Context, tx wallet.Tx) error {
 			if err := tx.InsertWallet(ctx, w); err != nil {
 				return err
 			}
@@ -794,13 +866,11 @@ func runTransactions(t *testing.T, open func(t *testing.T) *store.DB) {
 			return boom
 		})
 		mustIs(t, err, boom, "Update")
-		_, err = readWallet(db, p.ID, w.ID)
-		mustIs(t, err, wallet.ErrNotFound, "Wallet after a failed transaction")
-		_, err = byPhone(db, p.ID, w.Phone)
-		mustIs(t, err, wallet.ErrNotFound, "ActiveWalletByPhone after a failed transaction")
+		wantNoWallet(t, b.db, b.partner.ID, w.ID, "Wallet after a failed transaction")
+		wantNoActiveWallet(t, b.db, b.partner.ID, w.Phone, "ActiveWalletByPhone after a failed transaction")
 		// Nothing of it is left: the same id, number and phone insert cleanly.
-		mustInsertWallet(t, db, w)
-		sameOverrides(t, readOverrides(t, db, w.ID), wallet.Overrides{})
+		mustInsertWallet(t, b.db, w)
+		wantOverrides(t, b.db, w.ID, wallet.Overrides{})
 	})
 
 	// Writes a store may defer (see wallet.Tx) report their failure at the
@@ -808,9 +878,9 @@ func runTransactions(t *testing.T, open func(t *testing.T) *store.DB) {
 	// writes before them, not the ones after.
 	t.Run("RefusedPostingRollsBackAll", func(t *testing.T) {
 		t.Parallel()
-		db := open(t)
-		p, _ := newPartner(t, db)
-		w := newWallet(t, p.ID, "9001234567")
+		b := setup(t, open)
+		db, p := b.db, b.partner
+		w := newWallet(t, p.ID, phoneA)
 		op := newPayment(w, uuid.New())
 		err := db.Update(ctx, func(ctx context.Context, tx wallet.Tx) error {
 			if err := tx.InsertWallet(ctx, w); err != nil {
@@ -826,8 +896,7 @@ func runTransactions(t *testing.T, open func(t *testing.T) *store.DB) {
 			return tx.AddMonthUsage(ctx, w.ID, op.Month, wallet.Payment, 1)
 		})
 		mustIs(t, err, wallet.ErrInsufficientFunds, "Update with an overdraft")
-		_, err = readWallet(db, p.ID, w.ID)
-		mustIs(t, err, wallet.ErrNotFound, "Wallet after a refused posting")
+		wantNoWallet(t, db, p.ID, w.ID, "Wallet after a refused posting")
 		// The connection went back clean: every later transaction works.
 		for range 5 {
 			mustNil(t, db.View(ctx, func(ctx context.Context, tx wallet.Tx) error {
@@ -839,19 +908,16 @@ func runTransactions(t *testing.T, open func(t *testing.T) *store.DB) {
 			}), "View after a refused posting")
 		}
 		mustInsertWallet(t, db, w)
-		mustNil(t, db.Update(ctx, func(ctx context.Context, tx wallet.Tx) error { return tx.InsertOperation(ctx, op) }),
-			"InsertOperation after the rollback")
+		mustNil(t, insertOperation(db, op), "InsertOperation after the rollback")
 	})
 
 	t.Run("DuplicateOperationRollsBackAll", func(t *testing.T) {
 		t.Parallel()
-		db, _, w := openWithWallet(t, open)
+		b, w := setupWithWallet(t, open)
 		token := uuid.New()
-		mustNil(t, db.Update(ctx, func(ctx context.Context, tx wallet.Tx) error {
-			return tx.InsertOperation(ctx, newPayment(w, token))
-		}), "first payment")
+		mustNil(t, insertOperation(b.db, newPayment(w, token)), "first payment")
 		second := newPayment(w, token) // another PAYMENT with the same token
-		err := db.Update(ctx, func(ctx context.Context, tx wallet.Tx) error {
+		err := b.db.Update(ctx, func(ctx context.Context, tx wallet.Tx) error {
 			if err := tx.SaveOverrides(ctx, w.ID, wallet.Overrides{Balance: wallet.Some(1)}); err != nil {
 				return err
 			}
@@ -861,28 +927,23 @@ func runTransactions(t *testing.T, open func(t *testing.T) *store.DB) {
 			return tx.AddMonthUsage(ctx, w.ID, second.Month, wallet.Payment, 5)
 		})
 		mustIs(t, err, wallet.ErrDuplicate, "second payment with the token")
-		sameOverrides(t, readOverrides(t, db, w.ID), wallet.Overrides{})
-		usage := readUsage(t, db, w.ID, second.Month)
-		if len(usage) != 0 {
+		wantOverrides(t, b.db, w.ID, wallet.Overrides{})
+		if usage := readUsage(t, b.db, w.ID, second.Month); len(usage) != 0 {
 			t.Fatalf("month usage after a refused transaction = %v, want none", usage)
 		}
 	})
 
 	t.Run("IdempotencyKeyRelease", func(t *testing.T) {
 		t.Parallel()
-		db, _, w := openWithWallet(t, open)
+		b, w := setupWithWallet(t, open)
+		db := b.db
 		old := newPayment(w, uuid.New())
 		old.IdemKey = "k-1"
-		mustNil(t, db.Update(ctx, func(ctx context.Context, tx wallet.Tx) error {
-			return tx.InsertOperation(ctx, old)
-		}), "operation under the key")
+		mustNil(t, insertOperation(db, old), "operation under the key")
 		byKey := func() (wallet.Operation, error) {
-			var op wallet.Operation
-			err := db.View(ctx, func(ctx context.Context, tx wallet.Tx) (err error) {
-				op, err = tx.OperationByIdemKey(ctx, w.PartnerID, "k-1")
-				return err
+			return view(db, func(ctx context.Context, tx wallet.Tx) (wallet.Operation, error) {
+				return tx.OperationByIdemKey(ctx, w.PartnerID, "k-1")
 			})
-			return op, err
 		}
 		got, err := byKey()
 		mustNil(t, err, "OperationByIdemKey")
@@ -894,23 +955,21 @@ func runTransactions(t *testing.T, open func(t *testing.T) *store.DB) {
 		// it; then a new operation may carry it, and the old one keeps its data.
 		next := newPayment(w, uuid.New())
 		next.IdemKey, next.CreatedAt = "k-1", when.Add(25*time.Hour)
-		err = db.Update(ctx, func(ctx context.Context, tx wallet.Tx) error { return tx.InsertOperation(ctx, next) })
-		mustIs(t, err, wallet.ErrDuplicate, "a new operation under a key still held")
-		mustNil(t, db.Update(ctx, func(ctx context.Context, tx wallet.Tx) error {
+		mustIs(t, insertOperation(db, next), wallet.ErrDuplicate, "a new operation under a key still held")
+		mustUpdate(t, db, "a new operation under a released key", func(ctx context.Context, tx wallet.Tx) error {
 			if err := tx.ReleaseIdemKey(ctx, old.ID); err != nil {
 				return err
 			}
 			return tx.InsertOperation(ctx, next)
-		}), "a new operation under a released key")
+		})
 		got, err = byKey()
 		mustNil(t, err, "OperationByIdemKey after the release")
 		if got.ID != next.ID {
 			t.Fatalf("OperationByIdemKey after the release = %s, want the new %s", got.ID, next.ID)
 		}
-		mustNil(t, db.View(ctx, func(ctx context.Context, tx wallet.Tx) (err error) {
-			got, err = tx.OperationByID(ctx, old.ID, false)
-			return err
-		}), "the released operation")
+		got = mustView(t, db, "the released operation", func(ctx context.Context, tx wallet.Tx) (wallet.Operation, error) {
+			return tx.OperationByID(ctx, old.ID, false)
+		})
 		if got.IdemKey != "" || got.Amount != old.Amount || got.Status != old.Status {
 			t.Fatalf("the released operation = %+v, want its data without the key", got)
 		}
@@ -918,18 +977,15 @@ func runTransactions(t *testing.T, open func(t *testing.T) *store.DB) {
 
 	t.Run("PaymentScope", func(t *testing.T) {
 		t.Parallel()
-		db := open(t)
-		p, _ := newPartner(t, db)
-		other, _ := newPartner(t, db)
-		w := newWallet(t, p.ID, "9001234567")
-		mustInsertWallet(t, db, w)
+		b, w := setupWithWallet(t, open)
+		db, p, other := b.db, b.partner, b.other
 		tsp := wallet.TSP{ID: uuid.New(), PartnerID: p.ID, Name: "Кофейня", CreatedAt: when}
 		foreign := wallet.TSP{ID: uuid.New(), PartnerID: other.ID, Name: "Чужая", CreatedAt: when}
 		token := uuid.New()
 		paid := newPayment(w, token)
 		paid.TSPID = tsp.ID
 		limits := wallet.Overrides{Payment: wallet.TypeOverride{OneTime: wallet.Some(500)}}
-		mustNil(t, db.Update(ctx, func(ctx context.Context, tx wallet.Tx) error {
+		mustUpdate(t, db, "setup", func(ctx context.Context, tx wallet.Tx) error {
 			for _, ts := range []wallet.TSP{tsp, foreign} {
 				if err := tx.InsertTSP(ctx, ts); err != nil {
 					return err
@@ -942,7 +998,7 @@ func runTransactions(t *testing.T, open func(t *testing.T) *store.DB) {
 				return err
 			}
 			return tx.AddMonthUsage(ctx, w.ID, paid.Month, wallet.Payment, 300)
-		}), "setup")
+		})
 
 		scope := func(partnerID, tspID, token uuid.UUID, month int) (wallet.PaymentScope, error) {
 			var sc wallet.PaymentScope
@@ -979,15 +1035,13 @@ func runTransactions(t *testing.T, open func(t *testing.T) *store.DB) {
 	// read the partner's scope first (a payment) or not.
 	t.Run("EventsOnlyForPartnersWithURL", func(t *testing.T) {
 		t.Parallel()
-		db := open(t)
-		with, _ := newPartner(t, db)
-		without, _ := newPartner(t, db)
-		mustNil(t, db.WebhookStore().SetTarget(ctx, without.ID, webhook.Target{}), "SetTarget")
+		b := setup(t, open)
+		with, without := b.partner, b.other
+		mustNil(t, b.db.WebhookStore().SetTarget(ctx, without.ID, webhook.Target{}), "SetTarget")
 		for _, p := range []auth.Partner{with, without} {
-			w := newWallet(t, p.ID, "9001234567")
-			mustInsertWallet(t, db, w)
+			w := b.storeWallet(t, p.ID, phoneA)
 			for _, scoped := range []bool{false, true} {
-				mustNil(t, db.Update(ctx, func(ctx context.Context, tx wallet.Tx) error {
+				mustUpdate(t, b.db, "InsertEvent", func(ctx context.Context, tx wallet.Tx) error {
 					if scoped {
 						if _, err := tx.PaymentScope(ctx, p.ID, w.ID, uuid.New(), uuid.New(), 202611); err != nil {
 							return err
@@ -997,11 +1051,11 @@ func runTransactions(t *testing.T, open func(t *testing.T) *store.DB) {
 					return tx.InsertEvent(ctx,
 						wallet.Event{ID: id, PartnerID: p.ID, Type: wallet.EventPaymentSucceeded, WalletID: w.ID, CreatedAt: when},
 						wallet.Job{ID: uuid.New(), Kind: wallet.JobWebhook, Ref: id, RunAt: when, CreatedAt: when})
-				}), "InsertEvent")
+				})
 			}
 		}
 		for p, want := range map[uuid.UUID]int{with.ID: 2, without.ID: 0} {
-			recs, err := db.WebhookStore().List(ctx, p, 10)
+			recs, err := b.db.WebhookStore().List(ctx, p, 10)
 			mustNil(t, err, "List")
 			if len(recs) != want {
 				t.Errorf("partner %s: %d events, want %d", p, len(recs), want)
@@ -1014,9 +1068,9 @@ func runTransactions(t *testing.T, open func(t *testing.T) *store.DB) {
 	// connection it used serves the next transactions cleanly.
 	t.Run("CancelledTransactionIsAtomic", func(t *testing.T) {
 		t.Parallel()
-		db := open(t)
-		p, _ := newPartner(t, db)
-		w := newWallet(t, p.ID, "9001234567")
+		b := setup(t, open)
+		db, p := b.db, b.partner
+		w := newWallet(t, p.ID, phoneA)
 		limits := wallet.Overrides{Balance: wallet.Some(100)}
 		cctx, cancel := context.WithCancel(ctx)
 		_ = db.Update(cctx, func(ctx context.Context, tx wallet.Tx) error {
@@ -1036,7 +1090,7 @@ func runTransactions(t *testing.T, open func(t *testing.T) *store.DB) {
 			want = limits
 		}
 		for range 5 {
-			sameOverrides(t, readOverrides(t, db, w.ID), want)
+			wantOverrides(t, db, w.ID, want)
 		}
 		if !stored {
 			mustInsertWallet(t, db, w)
@@ -1045,17 +1099,15 @@ func runTransactions(t *testing.T, open func(t *testing.T) *store.DB) {
 
 	t.Run("ViewIsReadOnly", func(t *testing.T) {
 		t.Parallel()
-		db := open(t)
-		p, _ := newPartner(t, db)
-		w := newWallet(t, p.ID, "9001234567")
-		err := db.View(ctx, func(ctx context.Context, tx wallet.Tx) error {
+		b := setup(t, open)
+		w := newWallet(t, b.partner.ID, phoneA)
+		err := b.db.View(ctx, func(ctx context.Context, tx wallet.Tx) error {
 			return tx.InsertWallet(ctx, w)
 		})
 		if err == nil {
 			t.Fatal("InsertWallet inside View succeeded")
 		}
-		_, err = readWallet(db, p.ID, w.ID)
-		mustIs(t, err, wallet.ErrNotFound, "Wallet after a write in View")
+		wantNoWallet(t, b.db, b.partner.ID, w.ID, "Wallet after a write in View")
 	})
 }
 
@@ -1065,15 +1117,15 @@ func runTransactions(t *testing.T, open func(t *testing.T) *store.DB) {
 func runOverrides(t *testing.T, open func(t *testing.T) *store.DB) {
 	t.Run("ZeroForNewWallet", func(t *testing.T) {
 		t.Parallel()
-		db, _, w := openWithWallet(t, open)
-		sameOverrides(t, readOverrides(t, db, w.ID), wallet.Overrides{})
+		b, w := setupWithWallet(t, open)
+		wantOverrides(t, b.db, w.ID, wallet.Overrides{})
 	})
 
 	t.Run("RoundTripAndReplace", func(t *testing.T) {
 		t.Parallel()
-		db, p, w := openWithWallet(t, open)
-		other := newWallet(t, p.ID, "9007654321")
-		mustInsertWallet(t, db, other)
+		b, w := setupWithWallet(t, open)
+		db := b.db
+		sibling := b.storeWallet(t, b.partner.ID, phoneB)
 
 		first := wallet.Overrides{
 			Balance: wallet.Some(0),
@@ -1082,8 +1134,8 @@ func runOverrides(t *testing.T, open func(t *testing.T) *store.DB) {
 			Debit:   wallet.TypeOverride{Month: wallet.Some(4_000_000), Enabled: boolPtr(true)},
 		}
 		saveOverrides(t, db, w.ID, first)
-		sameOverrides(t, readOverrides(t, db, w.ID), first)
-		sameOverrides(t, readOverrides(t, db, other.ID), wallet.Overrides{})
+		wantOverrides(t, db, w.ID, first)
+		wantOverrides(t, db, sibling.ID, wallet.Overrides{})
 
 		second := wallet.Overrides{
 			Credit:  wallet.TypeOverride{Month: wallet.Some(1), Enabled: boolPtr(false)},
@@ -1091,10 +1143,10 @@ func runOverrides(t *testing.T, open func(t *testing.T) *store.DB) {
 			Debit:   wallet.TypeOverride{OneTime: wallet.Some(0)},
 		}
 		saveOverrides(t, db, w.ID, second)
-		sameOverrides(t, readOverrides(t, db, w.ID), second)
+		wantOverrides(t, db, w.ID, second)
 
 		saveOverrides(t, db, w.ID, wallet.Overrides{})
-		sameOverrides(t, readOverrides(t, db, w.ID), wallet.Overrides{})
+		wantOverrides(t, db, w.ID, wallet.Overrides{})
 	})
 }
 
@@ -1102,24 +1154,17 @@ func runOverrides(t *testing.T, open func(t *testing.T) *store.DB) {
 // TSPs
 
 func runTSP(t *testing.T, open func(t *testing.T) *store.DB) {
-	ctx := context.Background()
-
 	t.Run("RoundTripAndPartnerScope", func(t *testing.T) {
 		t.Parallel()
-		db := open(t)
-		p, _ := newPartner(t, db)
-		other, _ := newPartner(t, db)
+		b := setup(t, open)
+		db, p := b.db, b.partner
 		ts := wallet.TSP{ID: uuid.New(), PartnerID: p.ID, Name: "Кофейня «Зерно»", CreatedAt: when}
-		mustNil(t, db.Update(ctx, func(ctx context.Context, tx wallet.Tx) error { return tx.InsertTSP(ctx, ts) }), "InsertTSP")
+		mustUpdate(t, db, "InsertTSP", func(ctx context.Context, tx wallet.Tx) error { return tx.InsertTSP(ctx, ts) })
 
 		read := func(partnerID, tspID uuid.UUID) (wallet.TSP, error) {
-			var got wallet.TSP
-			err := db.View(ctx, func(ctx context.Context, tx wallet.Tx) error {
-				var err error
-				got, err = tx.TSP(ctx, partnerID, tspID)
-				return err
+			return view(db, func(ctx context.Context, tx wallet.Tx) (wallet.TSP, error) {
+				return tx.TSP(ctx, partnerID, tspID)
 			})
-			return got, err
 		}
 		got, err := read(p.ID, ts.ID)
 		mustNil(t, err, "TSP")
@@ -1128,7 +1173,7 @@ func runTSP(t *testing.T, open func(t *testing.T) *store.DB) {
 		}
 		sameTime(t, "TSP.CreatedAt", got.CreatedAt, ts.CreatedAt)
 
-		_, err = read(other.ID, ts.ID)
+		_, err = read(b.other.ID, ts.ID)
 		mustIs(t, err, wallet.ErrNotFound, "TSP(other partner)")
 		_, err = read(p.ID, uuid.New())
 		mustIs(t, err, wallet.ErrNotFound, "TSP(unknown)")
@@ -1141,15 +1186,14 @@ func runTSP(t *testing.T, open func(t *testing.T) *store.DB) {
 func runMigrate(t *testing.T, open func(t *testing.T) *store.DB) {
 	t.Run("Idempotent", func(t *testing.T) {
 		t.Parallel()
-		db := open(t)
-		p, _ := newPartner(t, db)
-		applied, err := db.Migrate(context.Background())
+		b := setup(t, open)
+		applied, err := b.db.Migrate(context.Background())
 		mustNil(t, err, "Migrate again")
 		if len(applied) != 0 {
 			t.Errorf("Migrate again applied %v, want nothing", applied)
 		}
 		// The data is still there.
-		if _, err := db.AuthStore().Partner(context.Background(), p.ID); err != nil {
+		if _, err := b.auth.Partner(context.Background(), b.partner.ID); err != nil {
 			t.Errorf("Partner after a second Migrate: %v", err)
 		}
 	})
@@ -1163,13 +1207,9 @@ func runService(t *testing.T, open func(t *testing.T) *store.DB) {
 
 	t.Run("RegisterIdempotent", func(t *testing.T) {
 		t.Parallel()
-		db := open(t)
-		svc := newService(t, db)
-		p, _ := newPartner(t, db)
-		other, _ := newPartner(t, db)
+		b, svc := setupService(t, open)
 
-		w1, err := svc.Register(ctx, p.ID, "9001234567", wallet.Elementary)
-		mustNil(t, err, "Register")
+		w1 := register(t, svc, b.partner.ID, wallet.Elementary, "Register")
 		if len(w1.Number) != 16 || !wallet.ValidLuhn(w1.Number) {
 			t.Errorf("number %q: want 16 digits with a Luhn check digit", w1.Number)
 		}
@@ -1177,14 +1217,12 @@ func runService(t *testing.T, open func(t *testing.T) *store.DB) {
 			t.Errorf("registered wallet = %+v", w1)
 		}
 		// Again, even with another level: the existing wallet, unchanged.
-		w2, err := svc.Register(ctx, p.ID, "9001234567", wallet.Identified)
-		mustNil(t, err, "Register again")
+		w2 := register(t, svc, b.partner.ID, wallet.Identified, "Register again")
 		if w2.ID != w1.ID || w2.Number != w1.Number || w2.Identification != wallet.Elementary {
 			t.Errorf("second Register = %+v, want the first wallet %+v unchanged", w2, w1)
 		}
 		// The same phone at another partner is another wallet.
-		w3, err := svc.Register(ctx, other.ID, "9001234567", wallet.Elementary)
-		mustNil(t, err, "Register(other partner)")
+		w3 := register(t, svc, b.other.ID, wallet.Elementary, "Register(other partner)")
 		if w3.ID == w1.ID || w3.Number == w1.Number {
 			t.Errorf("another partner's wallet %+v shares id or number with %+v", w3, w1)
 		}
@@ -1192,26 +1230,15 @@ func runService(t *testing.T, open func(t *testing.T) *store.DB) {
 
 	t.Run("RegisterConcurrent", func(t *testing.T) {
 		t.Parallel()
-		db := open(t)
-		svc := newService(t, db)
-		p, _ := newPartner(t, db)
+		b, svc := setupService(t, open)
 
 		const n = 10
 		ids := make([]uuid.UUID, n)
-		errs := make([]error, n)
-		var wg sync.WaitGroup
-		start := make(chan struct{})
-		for i := range n {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				<-start
-				w, err := svc.Register(ctx, p.ID, "9001234567", wallet.Elementary)
-				ids[i], errs[i] = w.ID, err
-			}()
-		}
-		close(start)
-		wg.Wait()
+		errs := concurrently(n, func(i int) error {
+			w, err := svc.Register(ctx, b.partner.ID, phoneA, wallet.Elementary)
+			ids[i] = w.ID
+			return err
+		})
 		for i, err := range errs {
 			mustNil(t, err, fmt.Sprintf("Register %d", i))
 		}
@@ -1220,7 +1247,7 @@ func runService(t *testing.T, open func(t *testing.T) *store.DB) {
 				t.Fatalf("Register %d returned wallet %s, Register 0 returned %s", i, id, ids[0])
 			}
 		}
-		got, err := byPhone(db, p.ID, "9001234567")
+		got, err := byPhone(b.db, b.partner.ID, phoneA)
 		mustNil(t, err, "ActiveWalletByPhone")
 		if got.ID != ids[0] {
 			t.Errorf("stored wallet %s, Register returned %s", got.ID, ids[0])
@@ -1229,17 +1256,12 @@ func runService(t *testing.T, open func(t *testing.T) *store.DB) {
 
 	t.Run("CloseAndIdentify", func(t *testing.T) {
 		t.Parallel()
-		db := open(t)
-		svc := newService(t, db)
-		p, _ := newPartner(t, db)
-		other, _ := newPartner(t, db)
-		w, err := svc.Register(ctx, p.ID, "9001234567", wallet.Elementary)
-		mustNil(t, err, "Register")
+		b, svc := setupService(t, open)
+		p := b.partner
+		w := register(t, svc, p.ID, wallet.Elementary, "Register")
 
-		_, err = svc.Close(ctx, other.ID, w.ID)
-		if code := wallet.ErrorCode(err); code != wallet.CodeWalletNotFound {
-			t.Errorf("Close(other partner) = %v, want %s", err, wallet.CodeWalletNotFound)
-		}
+		_, err := svc.Close(ctx, b.other.ID, w.ID)
+		wantCode(t, err, wallet.CodeWalletNotFound, "Close(other partner)")
 
 		idf, err := svc.Identify(ctx, p.ID, w.ID, wallet.Personalized)
 		mustNil(t, err, "Identify")
@@ -1265,17 +1287,12 @@ func runService(t *testing.T, open func(t *testing.T) *store.DB) {
 		sameTime(t, "ClosedAt", stored.ClosedAt, closed.ClosedAt)
 
 		_, err = svc.Identify(ctx, p.ID, w.ID, wallet.Identified)
-		if code := wallet.ErrorCode(err); code != wallet.CodeWalletClosed {
-			t.Errorf("Identify(closed) = %v, want %s", err, wallet.CodeWalletClosed)
-		}
+		wantCode(t, err, wallet.CodeWalletClosed, "Identify(closed)")
 		_, err = svc.SetLimits(ctx, p.ID, w.ID, wallet.LimitsPatch{Balance: wallet.Patch{Set: true, Value: wallet.Some(100)}})
-		if code := wallet.ErrorCode(err); code != wallet.CodeWalletClosed {
-			t.Errorf("SetLimits(closed) = %v, want %s", err, wallet.CodeWalletClosed)
-		}
+		wantCode(t, err, wallet.CodeWalletClosed, "SetLimits(closed)")
 
 		// The phone is free again: a new wallet.
-		fresh, err := svc.Register(ctx, p.ID, "9001234567", wallet.Elementary)
-		mustNil(t, err, "Register after Close")
+		fresh := register(t, svc, p.ID, wallet.Elementary, "Register after Close")
 		if fresh.ID == w.ID || fresh.Status != wallet.Active {
 			t.Errorf("Register after Close = %+v, want a new active wallet", fresh)
 		}
@@ -1283,17 +1300,15 @@ func runService(t *testing.T, open func(t *testing.T) *store.DB) {
 
 	t.Run("SetLimits", func(t *testing.T) {
 		t.Parallel()
-		db := open(t)
-		svc := newService(t, db)
-		p, _ := newPartner(t, db)
-		w, err := svc.Register(ctx, p.ID, "9001234567", wallet.Elementary)
-		mustNil(t, err, "Register")
+		b, svc := setupService(t, open)
+		p := b.partner
+		w := register(t, svc, p.ID, wallet.Elementary, "Register")
 
 		bad := wallet.LimitsPatch{Types: map[wallet.OperationType]wallet.TypePatch{
 			wallet.Credit:  {OneTime: wallet.Patch{Set: true, Value: wallet.Some(100_00)}},
 			wallet.Payment: {OneTime: wallet.Patch{Set: true, Value: wallet.Some(15_000_01)}},
 		}}
-		_, err = svc.SetLimits(ctx, p.ID, w.ID, bad)
+		_, err := svc.SetLimits(ctx, p.ID, w.ID, bad)
 		var e *wallet.Error
 		if !errors.As(err, &e) || e.Code != wallet.CodeValidation {
 			t.Fatalf("SetLimits above system = %v, want %s", err, wallet.CodeValidation)
@@ -1301,10 +1316,10 @@ func runService(t *testing.T, open func(t *testing.T) *store.DB) {
 		if _, ok := e.Fields["operationLimits.PAYMENT.oneTimeLimit"]; !ok || len(e.Fields) != 1 {
 			t.Errorf("fieldErrors = %v, want only operationLimits.PAYMENT.oneTimeLimit", e.Fields)
 		}
-		sameOverrides(t, readOverrides(t, db, w.ID), wallet.Overrides{})
-		view, err := svc.Limits(ctx, p.ID, w.ID)
+		wantOverrides(t, b.db, w.ID, wallet.Overrides{})
+		limits, err := svc.Limits(ctx, p.ID, w.ID)
 		mustNil(t, err, "Limits")
-		if got := view.Effective.Credit.OneTime; got != wallet.Some(15_000_00) {
+		if got := limits.Effective.Credit.OneTime; got != wallet.Some(15_000_00) {
 			t.Errorf("effective CREDIT one-time after a refused patch = %s, want 15000.00", fmtOptional(got))
 		}
 
@@ -1312,44 +1327,17 @@ func runService(t *testing.T, open func(t *testing.T) *store.DB) {
 			wallet.Credit:  {OneTime: wallet.Patch{Set: true, Value: wallet.Some(100_00)}},
 			wallet.Payment: {Month: wallet.Patch{Set: true, Value: wallet.Some(0)}, Enabled: boolPtr(false)},
 		}}
-		view, err = svc.SetLimits(ctx, p.ID, w.ID, good)
+		limits, err = svc.SetLimits(ctx, p.ID, w.ID, good)
 		mustNil(t, err, "SetLimits")
-		if got := view.Effective.Credit.OneTime; got != wallet.Some(100_00) {
+		if got := limits.Effective.Credit.OneTime; got != wallet.Some(100_00) {
 			t.Errorf("effective CREDIT one-time = %s, want 100.00", fmtOptional(got))
 		}
-		if got := view.Effective.Payment; got.Month != wallet.Some(0) || got.Enabled || got.OneTime != wallet.Some(15_000_00) {
+		if got := limits.Effective.Payment; got.Month != wallet.Some(0) || got.Enabled || got.OneTime != wallet.Some(15_000_00) {
 			t.Errorf("effective PAYMENT = %+v", got)
 		}
-		sameOverrides(t, readOverrides(t, db, w.ID), wallet.Overrides{
+		wantOverrides(t, b.db, w.ID, wallet.Overrides{
 			Credit:  wallet.TypeOverride{OneTime: wallet.Some(100_00)},
 			Payment: wallet.TypeOverride{Month: wallet.Some(0), Enabled: boolPtr(false)},
 		})
 	})
-}
-
-// newPayment returns a SUCCESS payment of 0.01 from w, not yet stored.
-func newPayment(w wallet.Wallet, token uuid.UUID) wallet.Operation {
-	return wallet.Operation{
-		ID: uuid.New(), WalletID: w.ID, PartnerID: w.PartnerID, Type: wallet.Payment, Status: wallet.Success,
-		Amount: 1, Token: token, Description: "Оплата", Month: 202611, CreatedAt: when, FinishedAt: when,
-	}
-}
-
-// payment is the ledger transaction of op, taking amount from its wallet.
-func payment(op wallet.Operation, amount money.Amount) wallet.LedgerTx {
-	return wallet.LedgerTx{ID: uuid.New(), OperationID: op.ID, Kind: wallet.TxPayment, CreatedAt: when, Postings: []wallet.Posting{
-		{Account: op.WalletID, Kind: wallet.WalletAccount, Amount: -amount},
-		{Account: wallet.SBPOutbound, Kind: wallet.OpenAccount, Amount: amount},
-	}}
-}
-
-func readUsage(t *testing.T, db *store.DB, walletID uuid.UUID, month int) map[wallet.OperationType]money.Amount {
-	t.Helper()
-	var used map[wallet.OperationType]money.Amount
-	mustNil(t, db.View(context.Background(), func(ctx context.Context, tx wallet.Tx) error {
-		var err error
-		used, err = tx.MonthUsage(ctx, walletID, month)
-		return err
-	}), "MonthUsage")
-	return used
 }
