@@ -23,7 +23,7 @@ package httpapi_test
 //
 // Run one with, for example:
 //
-//	go test -run='^$' -fuzz='^FuzzPaymentBody$' -fuzztime=20s ./httpapi/
+//	go test -run='^$' -fuzz='^FuzzPaymentBody$' -fuzztime=20000x ./httpapi/
 
 import (
 	"bytes"
