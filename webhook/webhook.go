@@ -176,8 +176,11 @@ func (d *Deliverer) Deliver(ctx context.Context, eventID uuid.UUID) (time.Time, 
 	}
 	now := d.now()
 	if target.URL == "" {
+		if err := d.store.SetStatus(ctx, eventID, Skipped, rec.Attempts, now); err != nil {
+			return time.Time{}, err
+		}
 		d.observe("skipped")
-		return time.Time{}, d.store.SetStatus(ctx, eventID, Skipped, rec.Attempts, now)
+		return time.Time{}, nil
 	}
 	body, err := d.Render(ctx, rec.Event)
 	if err != nil {
@@ -186,21 +189,22 @@ func (d *Deliverer) Deliver(ctx context.Context, eventID uuid.UUID) (time.Time, 
 	attempt := rec.Attempts + 1
 	a := d.post(ctx, target, body, now)
 	a.EventID, a.Number = eventID, attempt
-	st, settled, next := Pending, time.Time{}, now.Add(backoff(attempt))
+	st, settled, next, outcome := Pending, time.Time{}, now.Add(backoff(attempt)), "retry"
 	switch {
 	case a.StatusCode >= 200 && a.StatusCode < 300:
-		st, settled, next = Delivered, d.now(), time.Time{}
-		d.observe("delivered")
+		st, settled, next, outcome = Delivered, d.now(), time.Time{}, "delivered"
 	case next.After(rec.CreatedAt.Add(d.window)):
-		st, settled, next = Failed, d.now(), time.Time{}
-		d.observe("failed")
-		d.log.Warn("webhook given up", "event", eventID, "attempts", attempt)
-	default:
-		d.observe("retry")
+		st, settled, next, outcome = Failed, d.now(), time.Time{}, "failed"
 	}
 	// One write: the outbox never shows an attempt its event does not count.
+	// The outcome is counted once it is recorded: a failed write is tried
+	// again, and would count twice.
 	if err := d.store.RecordAttempt(ctx, a, st, settled); err != nil {
 		return time.Time{}, err
+	}
+	d.observe(outcome)
+	if st == Failed {
+		d.log.Warn("webhook given up", "event", eventID, "attempts", attempt)
 	}
 	return next, nil
 }

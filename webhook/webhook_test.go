@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -306,5 +307,60 @@ func TestNoURL(t *testing.T) {
 	recs = ok[[]webhook.Record](t)(f.db.WebhookStore().List(ctx, f.creds.PartnerID, 10))
 	if len(recs) != 1 || len(f.recv.deliveries()) != 0 {
 		t.Fatalf("after outcomes without a URL: records = %+v, deliveries %d", recs, len(f.recv.deliveries()))
+	}
+}
+
+// failingRecord is the real store with its first fail writes of an attempt
+// refused, as when the database drops the connection mid-write.
+type failingRecord struct {
+	webhook.Store
+	fail int
+}
+
+func (s *failingRecord) RecordAttempt(ctx context.Context, a webhook.Attempt, st webhook.Status, at time.Time) error {
+	if s.fail > 0 {
+		s.fail--
+		return errors.New("connection reset")
+	}
+	return s.Store.RecordAttempt(ctx, a, st, at)
+}
+
+// An attempt whose record fails is made again, and its outcome is counted
+// once, when it is recorded: the delivery metrics match the outbox.
+func TestOutcomeCountedWhenRecorded(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newFixture(t, storetest.Engines()[0], 0)
+	var outcomes []string
+	hooks := webhook.NewDeliverer(&failingRecord{Store: f.db.WebhookStore(), fail: 1}, webhook.Config{
+		Observe: func(outcome string) { outcomes = append(outcomes, outcome) },
+	})
+	w := ok[wallet.Wallet](t)(f.svc.Register(ctx, f.creds.PartnerID, "9001234567", wallet.Elementary))
+	op := ok[wallet.Operation](t)(f.svc.Refill(ctx, f.creds.PartnerID, w.ID, 1000, ""))
+	ok[wallet.Operation](t)(f.svc.ConfirmTopUp(ctx, op.QRCID))
+	recs := ok[[]webhook.Record](t)(f.db.WebhookStore().List(ctx, f.creds.PartnerID, 10))
+	if len(recs) != 1 {
+		t.Fatalf("records = %+v, want one", recs)
+	}
+
+	if _, err := hooks.Deliver(ctx, recs[0].ID); err == nil {
+		t.Fatal("Deliver succeeded though its attempt was not recorded")
+	}
+	if len(outcomes) != 0 {
+		t.Fatalf("outcomes %v counted before anything was recorded", outcomes)
+	}
+	if next, err := hooks.Deliver(ctx, recs[0].ID); err != nil || !next.IsZero() {
+		t.Fatalf("second Deliver = %v, %v; want settled", next, err)
+	}
+	if len(outcomes) != 1 || outcomes[0] != "delivered" {
+		t.Fatalf("outcomes = %v, want [delivered]", outcomes)
+	}
+	recs = ok[[]webhook.Record](t)(f.db.WebhookStore().List(ctx, f.creds.PartnerID, 10))
+	if recs[0].Status != webhook.Delivered || recs[0].Attempts != 1 {
+		t.Fatalf("record = %+v, want DELIVERED after 1 recorded attempt", recs[0])
+	}
+	// At least once: the receiver saw the event on both attempts.
+	if n := len(f.recv.deliveries()); n != 2 {
+		t.Fatalf("receiver got %d deliveries, want 2", n)
 	}
 }
