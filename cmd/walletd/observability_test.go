@@ -35,7 +35,6 @@ func TestE2EObservability(t *testing.T) {
 		if resp.StatusCode != http.StatusOK {
 			t.Fatalf("/metrics: %d", resp.StatusCode)
 		}
-		var seenAge bool
 		for _, want := range []string{
 			`walletd_http_requests_total{code="",method="POST",route="/api/wallet/v1/account/{walletId}/refill",status="200"} 1`,
 			`walletd_operations_total{status="PENDING",type="CREDIT"} 1`,
@@ -48,18 +47,15 @@ func TestE2EObservability(t *testing.T) {
 			}
 		}
 		// The refill waits for the client: its age shows.
-		for _, line := range strings.Split(string(metrics), "\n") {
-			var age float64
-			switch {
-			case strings.HasPrefix(line, `walletd_operations_pending_oldest_seconds{type="CREDIT"} `):
-				if _, err := fmt.Sscan(strings.Fields(line)[1], &age); err != nil || age <= 0 || age > 60 {
-					t.Errorf("pending top-up age: %q, want the refill's few seconds", line)
-				}
-				seenAge = true
-			}
-		}
-		if !seenAge {
+		const creditAge = `walletd_operations_pending_oldest_seconds{type="CREDIT"} `
+		if i := strings.Index(string(metrics), "\n"+creditAge); i < 0 {
 			t.Error("/metrics lacks walletd_operations_pending_oldest_seconds for CREDIT")
+		} else {
+			var age float64
+			line, _, _ := strings.Cut(string(metrics)[i+1:], "\n")
+			if _, err := fmt.Sscan(strings.TrimPrefix(line, creditAge), &age); err != nil || age <= 0 || age > 60 {
+				t.Errorf("pending top-up age: %q, want the refill's few seconds", line)
+			}
 		}
 		if strings.Contains(string(metrics), w) {
 			t.Error("/metrics names a wallet id: routes must be patterns")
