@@ -48,7 +48,7 @@ func (s authStore) Partner(ctx context.Context, id uuid.UUID) (auth.Partner, err
 		p       auth.Partner
 		created int64
 	)
-	err := s.db.read.QueryRowContext(ctx, `SELECT `+partnerColumns+` FROM partners p WHERE p.id = $1`, id).
+	err := s.db.row(ctx, `SELECT `+partnerColumns+` FROM partners p WHERE p.id = $1`, id).
 		Scan(scanPartner(nil, &p, &created)...)
 	p.CreatedAt = fromMicros(created)
 	return p, authNotFound(err)
@@ -56,7 +56,7 @@ func (s authStore) Partner(ctx context.Context, id uuid.UUID) (auth.Partner, err
 
 func (s authStore) HasPartners(ctx context.Context) (bool, error) {
 	var one int
-	err := s.db.read.QueryRowContext(ctx, `SELECT 1 FROM partners LIMIT 1`).Scan(&one)
+	err := s.db.row(ctx, `SELECT 1 FROM partners LIMIT 1`).Scan(&one)
 	if errors.Is(err, sql.ErrNoRows) {
 		return false, nil
 	}
@@ -88,7 +88,7 @@ func (s authStore) ClientWithPartner(ctx context.Context, clientID string) (auth
 		cCreated, pCreat int64
 	)
 	dest := []any{&c.ID, &c.PartnerID, &c.SecretHash, &c.Status, &cCreated}
-	err := s.db.read.QueryRowContext(ctx, `SELECT c.id, c.partner_id, c.secret_hash, c.status, c.created_at, `+
+	err := s.db.row(ctx, `SELECT c.id, c.partner_id, c.secret_hash, c.status, c.created_at, `+
 		partnerColumns+` FROM oauth_clients c JOIN partners p ON p.id = c.partner_id WHERE c.id = $1`, clientID).
 		Scan(scanPartner(dest, &p, &pCreat)...)
 	c.CreatedAt, p.CreatedAt = fromMicros(cCreated), fromMicros(pCreat)
@@ -116,7 +116,7 @@ func (s authStore) Grant(ctx context.Context, hash []byte) (auth.Grant, error) {
 		created, expires int64
 		used, revoked    sql.NullInt64
 	)
-	err := s.db.readRow(ctx, `SELECT t.hash, t.kind, t.client_id, t.partner_id, t.family_id,
+	err := s.db.row(ctx, `SELECT t.hash, t.kind, t.client_id, t.partner_id, t.family_id,
 		t.created_at, t.expires_at, t.used_at, t.revoked_at, c.status, p.status
 		FROM oauth_tokens t JOIN oauth_clients c ON c.id = t.client_id JOIN partners p ON p.id = t.partner_id
 		WHERE t.hash = $1`, hash).Scan(&g.Hash, &g.Kind, &g.ClientID, &g.PartnerID, &g.FamilyID,

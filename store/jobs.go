@@ -21,7 +21,7 @@ type JobStore struct{ db *DB }
 // reads from the read pool, so idle polling never takes SQLite's write lock.
 func (s JobStore) NextDue(ctx context.Context) (time.Time, error) {
 	var next sql.NullInt64
-	err := s.db.read.QueryRowContext(ctx, `SELECT MIN(CASE WHEN lease_until > run_at THEN lease_until ELSE run_at END)
+	err := s.db.row(ctx, `SELECT MIN(CASE WHEN lease_until > run_at THEN lease_until ELSE run_at END)
 		FROM jobs WHERE done_at IS NULL`).Scan(&next)
 	return fromNullMicros(next), err
 }
@@ -87,7 +87,7 @@ func (s JobStore) Backlog(ctx context.Context, now time.Time) (int, time.Duratio
 		n      int
 		oldest sql.NullInt64
 	)
-	err := s.db.read.QueryRowContext(ctx, `SELECT COUNT(*), MIN(run_at) FROM jobs
+	err := s.db.row(ctx, `SELECT COUNT(*), MIN(run_at) FROM jobs
 		WHERE done_at IS NULL AND run_at <= $1 AND (lease_until IS NULL OR lease_until <= $1)`,
 		micros(now)).Scan(&n, &oldest)
 	if err != nil || !oldest.Valid {
@@ -100,21 +100,19 @@ func (s JobStore) Backlog(ctx context.Context, now time.Time) (int, time.Duratio
 // PENDING was created: a payout the provider keeps in progress is retried
 // for as long as it takes, and shows here rather than in the backlog.
 func (s JobStore) PendingAge(ctx context.Context, now time.Time) (map[wallet.OperationType]time.Duration, error) {
-	rows, err := s.db.read.QueryContext(ctx, `SELECT type, MIN(created_at) FROM operations WHERE status = 'PENDING' GROUP BY type`)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
 	ages := map[wallet.OperationType]time.Duration{}
-	for rows.Next() {
-		var (
-			typ    wallet.OperationType
-			oldest int64
-		)
-		if err := rows.Scan(&typ, &oldest); err != nil {
-			return nil, err
+	err := s.db.rows(ctx, func(r rows) error {
+		for r.Next() {
+			var (
+				typ    wallet.OperationType
+				oldest int64
+			)
+			if err := r.Scan(&typ, &oldest); err != nil {
+				return err
+			}
+			ages[typ] = now.Sub(fromMicros(oldest))
 		}
-		ages[typ] = now.Sub(fromMicros(oldest))
-	}
-	return ages, rows.Err()
+		return nil
+	}, `SELECT type, MIN(created_at) FROM operations WHERE status = 'PENDING' GROUP BY type`)
+	return ages, err
 }

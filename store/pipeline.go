@@ -166,6 +166,10 @@ func (p *pipeline) rollback(ctx context.Context) {
 // pipelined runs fn in a transaction on a pooled PostgreSQL connection, through
 // pgx directly: database/sql sends every statement on its own.
 func (db *DB) pipelined(ctx context.Context, readOnly bool, fn func(context.Context, *pipeline) error) error {
+	if err := db.gate.enter(ctx); err != nil {
+		return err
+	}
+	defer db.gate.leave()
 	conn, err := db.write.Conn(ctx)
 	if err != nil {
 		return err

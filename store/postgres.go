@@ -28,7 +28,7 @@ func openPostgres(dsn string, opts Options) (*DB, error) {
 	db.SetMaxOpenConns(conns)
 	db.SetMaxIdleConns(conns)
 	db.SetConnMaxIdleTime(5 * time.Minute)
-	return &DB{write: db, read: db, eng: postgresEngine}, nil
+	return &DB{write: db, read: db, eng: postgresEngine, gate: newGate(conns)}, nil
 }
 
 // genericPlans makes the connection's prepared statements keep one generic

@@ -58,14 +58,6 @@ func (c *stmtCache) close() {
 	}
 }
 
-// queryRow runs a one-row read on the pool itself, prepared where it can.
-func (c *stmtCache) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
-	if st := c.get(ctx, query); st != nil { //nolint:sqlclosecheck // cached; closed by close()
-		return st.QueryRowContext(ctx, args...)
-	}
-	return c.pool.QueryRowContext(ctx, query, args...)
-}
-
 // ExecContext runs a statement on the pool itself, prepared where it can.
 func (c *stmtCache) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
 	if st := c.get(ctx, query); st != nil { //nolint:sqlclosecheck // cached; closed by close()

@@ -11,6 +11,7 @@ import (
 // before the commit and sends them with the next read or with COMMIT
 // (PostgreSQL, where round trips were most of a payment's cost).
 type stmts interface {
+	reader
 	// exec runs a write now and returns how many rows it changed.
 	exec(ctx context.Context, query string, args ...any) (int64, error)
 	// execLater runs a write whose outcome nothing reads before the commit: at
@@ -18,7 +19,10 @@ type stmts interface {
 	// queued write's error is returned by a later call or by the commit, and
 	// fails the transaction as a whole.
 	execLater(ctx context.Context, mapErr func(error) error, query string, args ...any) error
-	// query runs reads (together, where the engine can) and hands each its rows.
+}
+
+// reader runs reads (together, where the engine can) and hands each its rows.
+type reader interface {
 	query(ctx context.Context, reads ...read) error
 }
 
@@ -102,13 +106,13 @@ func (s sqlStmts) one(ctx context.Context, rd read) error {
 
 // row is a read of at most one row, run when it is scanned (like *sql.Row):
 // Scan answers sql.ErrNoRows when there is none.
-func row(ctx context.Context, s stmts, query string, args ...any) scanner {
+func row(ctx context.Context, s reader, query string, args ...any) scanner {
 	return lazyRow{ctx: ctx, s: s, query: query, args: args}
 }
 
 type lazyRow struct {
 	ctx   context.Context //nolint:containedctx // the call's context, kept until Scan runs it
-	s     stmts
+	s     reader
 	query string
 	args  []any
 }

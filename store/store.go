@@ -29,6 +29,8 @@ type DB struct {
 	committer *committer
 	// checkpoint keeps SQLite's write-ahead log short (nil on PostgreSQL).
 	checkpoint *checkpointer
+	// gate hands out PostgreSQL's connections in order (nil on SQLite).
+	gate *gate
 }
 
 // Options tune Open.
@@ -125,6 +127,10 @@ func (db *DB) tryTx(ctx context.Context, pool *sql.DB, opts *sql.TxOptions, fn f
 		work := context.WithoutCancel(ctx)
 		return db.committer.run(ctx, func(tx *sql.Tx) error { return fn(work, tx) })
 	}
+	if err := db.gate.enter(ctx); err != nil {
+		return err
+	}
+	defer db.gate.leave()
 	tx, err := pool.BeginTx(ctx, opts)
 	if err != nil {
 		return err
@@ -182,14 +188,6 @@ func (db *DB) exec(ctx context.Context, query string, args ...any) (sql.Result, 
 		return err
 	})
 	return res, err
-}
-
-// readRow runs a one-row read outside a transaction, prepared where the engine benefits.
-func (db *DB) readRow(ctx context.Context, query string, args ...any) *sql.Row {
-	if db.readStmts != nil {
-		return db.readStmts.queryRow(ctx, query, args...)
-	}
-	return db.read.QueryRowContext(ctx, query, args...)
 }
 
 // querier runs tx's statements prepared where the engine benefits.

@@ -35,20 +35,20 @@ func scanEvent(row scanner) (webhook.Record, error) {
 
 // Event returns one event with its delivery state.
 func (s WebhookStore) Event(ctx context.Context, id uuid.UUID) (webhook.Record, error) {
-	return scanEvent(s.db.read.QueryRowContext(ctx, `SELECT `+eventColumns+` FROM webhook_events WHERE id = $1`, id))
+	return scanEvent(s.db.row(ctx, `SELECT `+eventColumns+` FROM webhook_events WHERE id = $1`, id))
 }
 
 // Target returns the partner's webhook URL and secret.
 func (s WebhookStore) Target(ctx context.Context, partnerID uuid.UUID) (webhook.Target, error) {
 	var t webhook.Target
-	err := s.db.read.QueryRowContext(ctx, `SELECT webhook_url, webhook_secret FROM partners WHERE id = $1`, partnerID).
+	err := s.db.row(ctx, `SELECT webhook_url, webhook_secret FROM partners WHERE id = $1`, partnerID).
 		Scan(&t.URL, &t.Secret)
 	return t, notFound(err)
 }
 
 // Operation returns the operation an event is about.
 func (s WebhookStore) Operation(ctx context.Context, id uuid.UUID) (wallet.Operation, error) {
-	return scanOperation(s.db.read.QueryRowContext(ctx, `SELECT `+operationColumns+` FROM operations WHERE id = $1`, id))
+	return scanOperation(s.db.row(ctx, `SELECT `+operationColumns+` FROM operations WHERE id = $1`, id))
 }
 
 // RecordAttempt keeps one delivery attempt and the event's state after it,
@@ -76,44 +76,40 @@ func (s WebhookStore) SetStatus(ctx context.Context, id uuid.UUID, st webhook.St
 
 // List returns a partner's latest events, newest first.
 func (s WebhookStore) List(ctx context.Context, partnerID uuid.UUID, limit int) ([]webhook.Record, error) {
-	rows, err := s.db.read.QueryContext(ctx, `SELECT `+eventColumns+` FROM webhook_events
-		WHERE partner_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2`, partnerID, limit)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
 	var out []webhook.Record
-	for rows.Next() {
-		r, err := scanEvent(rows)
-		if err != nil {
-			return nil, err
+	err := s.db.rows(ctx, func(r rows) error {
+		for r.Next() {
+			rec, err := scanEvent(r)
+			if err != nil {
+				return err
+			}
+			out = append(out, rec)
 		}
-		out = append(out, r)
-	}
-	return out, rows.Err()
+		return nil
+	}, `SELECT `+eventColumns+` FROM webhook_events
+		WHERE partner_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2`, partnerID, limit)
+	return out, err
 }
 
 // Attempts returns the delivery attempts of an event, oldest first.
 func (s WebhookStore) Attempts(ctx context.Context, eventID uuid.UUID) ([]webhook.Attempt, error) {
-	rows, err := s.db.read.QueryContext(ctx, `SELECT attempt, attempted_at, url, status_code, error, duration_us
-		FROM webhook_attempts WHERE event_id = $1 ORDER BY attempt`, eventID)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
 	var out []webhook.Attempt
-	for rows.Next() {
-		var (
-			a      webhook.Attempt
-			at, us int64
-		)
-		if err := rows.Scan(&a.Number, &at, &a.URL, &a.StatusCode, &a.Error, &us); err != nil {
-			return nil, err
+	err := s.db.rows(ctx, func(r rows) error {
+		for r.Next() {
+			var (
+				a      webhook.Attempt
+				at, us int64
+			)
+			if err := r.Scan(&a.Number, &at, &a.URL, &a.StatusCode, &a.Error, &us); err != nil {
+				return err
+			}
+			a.EventID, a.At, a.Duration = eventID, fromMicros(at), time.Duration(us)*time.Microsecond
+			out = append(out, a)
 		}
-		a.EventID, a.At, a.Duration = eventID, fromMicros(at), time.Duration(us)*time.Microsecond
-		out = append(out, a)
-	}
-	return out, rows.Err()
+		return nil
+	}, `SELECT attempt, attempted_at, url, status_code, error, duration_us
+		FROM webhook_attempts WHERE event_id = $1 ORDER BY attempt`, eventID)
+	return out, err
 }
 
 // Replay sends an event again, with the same eventId: it goes back to PENDING
