@@ -27,7 +27,7 @@ func TestGateServesInOrder(t *testing.T) {
 			}
 			served <- i
 		}()
-		waitUntil(t, func() bool { return queued() == i+1 })
+		waitUntil(t, func() bool { return parkedIn("semaphore.(*Weighted).Acquire") == i+1 })
 	}
 	for want := range waiters {
 		g.leave()
@@ -66,19 +66,12 @@ func TestNilGateLetsEveryoneThrough(t *testing.T) {
 	g.leave()
 }
 
-// queued counts the callers parked at a gate: goroutines blocked in the
-// semaphore's select, which they reach only after joining its queue. The
-// semaphore does not tell its queue's length, and the order test must know
-// that one waiter is queued before it sends the next.
-func queued() int {
+// goroutines returns the stack of every goroutine. Tests use it to know that
+// a caller is parked (waiting in a queue) before they send the next one: a
+// goroutine blocked in a select has already joined the queue it waits on.
+func goroutines() []string {
 	buf := make([]byte, 1<<20)
-	n := 0
-	for _, g := range strings.Split(string(buf[:runtime.Stack(buf, true)]), "\n\n") {
-		if strings.Contains(g, " [select") && strings.Contains(g, "semaphore.(*Weighted).Acquire") {
-			n++
-		}
-	}
-	return n
+	return strings.Split(string(buf[:runtime.Stack(buf, true)]), "\n\n")
 }
 
 func waitUntil(t *testing.T, cond func() bool) {

@@ -25,10 +25,13 @@ func openPostgres(dsn string, opts Options) (*DB, error) {
 	if conns <= 0 {
 		conns = 16
 	}
-	db.SetMaxOpenConns(conns)
-	db.SetMaxIdleConns(conns)
+	// One connection more than the gate lets through: the grants batcher's.
+	db.SetMaxOpenConns(conns + 1)
+	db.SetMaxIdleConns(conns + 1)
 	db.SetConnMaxIdleTime(5 * time.Minute)
-	return &DB{write: db, read: db, eng: postgresEngine, gate: newGate(conns)}, nil
+	s := &DB{write: db, read: db, eng: postgresEngine, gate: newGate(conns)}
+	s.grants = newBatcher(s.fetchGrants)
+	return s, nil
 }
 
 // genericPlans makes the connection's prepared statements keep one generic

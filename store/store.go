@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/perspektiva/walletd/auth"
 	"github.com/perspektiva/walletd/wallet"
 )
 
@@ -31,6 +32,9 @@ type DB struct {
 	checkpoint *checkpointer
 	// gate hands out PostgreSQL's connections in order (nil on SQLite).
 	gate *gate
+	// grants reads access tokens' grants in batches (nil on SQLite, whose
+	// reads cost no round trip).
+	grants *batcher[string, auth.Grant]
 }
 
 // Options tune Open.
@@ -47,7 +51,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*DB, error) {
 		err error
 	)
 	if IsPostgres(dsn) {
-		db, err = openPostgres(dsn, opts)
+		db, err = openPostgres(dsn, opts) //nolint:contextcheck // the grants batcher outlives any request
 	} else {
 		db, err = openSQLite(dsn, opts) //nolint:contextcheck // the SQLite committer outlives any request
 	}
@@ -71,6 +75,9 @@ func (db *DB) Engine() string { return db.eng.name }
 
 // Close releases the connections.
 func (db *DB) Close() error {
+	if db.grants != nil {
+		db.grants.close()
+	}
 	if db.committer != nil {
 		db.committer.close()
 		db.checkpoint.stop()

@@ -581,6 +581,38 @@ func runTokens(t *testing.T, open func(t *testing.T) *store.DB) {
 		wantStatuses(t, "partner disabled: Grant", g.ClientStatus, g.PartnerStatus, auth.Active, auth.Disabled)
 	})
 
+	// Concurrent reads may be answered together (PostgreSQL batches them):
+	// each must still get its own token's grant, and an unknown token none,
+	// even when it is asked for next to known ones.
+	t.Run("GrantConcurrent", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, open)
+		const n = 48
+		tokens := make([]auth.Token, n)
+		for i := range tokens {
+			tokens[i] = b.newToken(t, auth.Access, uuid.New())
+			if i%3 == 2 {
+				continue // never stored
+			}
+			mustNil(t, b.auth.InsertTokens(ctx, tokens[i]), "InsertTokens")
+		}
+		grants := make([]auth.Grant, n)
+		errs := concurrently(n, func(i int) (err error) {
+			grants[i], err = b.auth.Grant(ctx, tokens[i].Hash)
+			return err
+		})
+		for i, tok := range tokens {
+			if i%3 == 2 {
+				mustIs(t, errs[i], auth.ErrNotFound, fmt.Sprintf("Grant(unknown %d)", i))
+				continue
+			}
+			mustNil(t, errs[i], fmt.Sprintf("Grant(%d)", i))
+			if g := grants[i]; !bytes.Equal(g.Hash, tok.Hash) || g.FamilyID != tok.FamilyID {
+				t.Errorf("Grant(%d) = hash %x family %s, want %x %s", i, g.Hash, g.FamilyID, tok.Hash, tok.FamilyID)
+			}
+		}
+	})
+
 	t.Run("Rotate", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t, open)
