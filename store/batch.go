@@ -7,9 +7,9 @@ import (
 )
 
 // batcher runs concurrent lookups of one kind as one query. Every request
-// checks its access token, and on PostgreSQL that one-row read was a fifth of
-// what a payment cost both walletd and the server: a statement and a round
-// trip each. The batcher's loop takes every lookup waiting when it is free and
+// checks its access token, and a payment's initialization reads the wallet; on
+// PostgreSQL each of those one-row reads cost a statement and a round trip,
+// and together they were three of the five round trips of a payment. The batcher's loop takes every lookup waiting when it is free and
 // fetches their keys at once; the lookups that arrive meanwhile wait for the
 // next fetch. A lookup therefore always reads data committed after it was
 // asked for, as a read of its own would: a token revoked, or a partner

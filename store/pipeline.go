@@ -165,7 +165,26 @@ func (p *pipeline) rollback(ctx context.Context) {
 
 // pipelined runs fn in a transaction on a pooled PostgreSQL connection, through
 // pgx directly: database/sql sends every statement on its own.
-func (db *DB) pipelined(ctx context.Context, readOnly bool, fn func(context.Context, *pipeline) error) error {
+func (db *DB) pipelined(ctx context.Context, fn func(context.Context, *pipeline) error) error {
+	return db.withConn(ctx, func(conn *pgx.Conn) error {
+		p := &pipeline{conn: conn, begin: "BEGIN"}
+		err := fn(ctx, p)
+		if err == nil {
+			err = p.commit(ctx)
+		}
+		if err != nil {
+			p.rollback(ctx)
+		}
+		if conn.PgConn().TxStatus() != 'I' && !conn.IsClosed() {
+			// Never hand back a connection inside a transaction.
+			_ = conn.Close(context.WithoutCancel(ctx))
+		}
+		return err
+	})
+}
+
+// withConn lends fn a pooled PostgreSQL connection, in its turn at the gate.
+func (db *DB) withConn(ctx context.Context, fn func(*pgx.Conn) error) error {
 	if err := db.gate.enter(ctx); err != nil {
 		return err
 	}
@@ -178,25 +197,29 @@ func (db *DB) pipelined(ctx context.Context, readOnly bool, fn func(context.Cont
 	return conn.Raw(func(dc any) error {
 		sc, ok := dc.(*stdlib.Conn)
 		if !ok {
-			return fmt.Errorf("store: pipelined transaction on a %T connection", dc)
+			return fmt.Errorf("store: pgx call on a %T connection", dc)
 		}
-		p := &pipeline{conn: sc.Conn(), readOnly: readOnly}
-		if !readOnly {
-			p.begin = "BEGIN"
-		}
-		err := fn(ctx, p)
-		if err == nil {
-			err = p.commit(ctx)
-		}
-		if err != nil {
-			p.rollback(ctx)
-		}
-		if p.conn.PgConn().TxStatus() != 'I' && !p.conn.IsClosed() {
-			// Never hand back a connection inside a transaction.
-			_ = p.conn.Close(context.WithoutCancel(ctx))
-		}
-		return err
+		return fn(sc.Conn())
 	})
+}
+
+// pgReads runs a View's reads on PostgreSQL: each call to query takes a
+// connection for one round trip and gives it back, so a View holds none while
+// its caller works between reads, or waits for a batcher.
+type pgReads struct{ db *DB }
+
+var _ stmts = pgReads{}
+
+func (r pgReads) query(ctx context.Context, reads ...read) error {
+	return r.db.withConn(ctx, func(conn *pgx.Conn) error {
+		return (&pipeline{conn: conn, readOnly: true}).query(ctx, reads...)
+	})
+}
+
+func (pgReads) exec(context.Context, string, ...any) (int64, error) { return 0, errReadOnly }
+
+func (pgReads) execLater(context.Context, func(error) error, string, ...any) error {
+	return errReadOnly
 }
 
 // pgArgs passes UUIDs to pgx as the 16 bytes it encodes directly: through

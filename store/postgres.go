@@ -25,12 +25,14 @@ func openPostgres(dsn string, opts Options) (*DB, error) {
 	if conns <= 0 {
 		conns = 16
 	}
-	// One connection more than the gate lets through: the grants batcher's.
-	db.SetMaxOpenConns(conns + 1)
-	db.SetMaxIdleConns(conns + 1)
+	// Beyond what the gate lets through, a connection for each batcher.
+	const batchers = 2
+	db.SetMaxOpenConns(conns + batchers)
+	db.SetMaxIdleConns(conns + batchers)
 	db.SetConnMaxIdleTime(5 * time.Minute)
 	s := &DB{write: db, read: db, eng: postgresEngine, gate: newGate(conns)}
 	s.grants = newBatcher(s.fetchGrants)
+	s.wallets = newBatcher(s.fetchWallets)
 	return s, nil
 }
 

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/perspektiva/walletd/auth"
 	"github.com/perspektiva/walletd/wallet"
 )
@@ -35,6 +37,8 @@ type DB struct {
 	// grants reads access tokens' grants in batches (nil on SQLite, whose
 	// reads cost no round trip).
 	grants *batcher[string, auth.Grant]
+	// wallets reads wallets for Views in batches (nil on SQLite).
+	wallets *batcher[uuid.UUID, wallet.Wallet]
 }
 
 // Options tune Open.
@@ -77,6 +81,7 @@ func (db *DB) Engine() string { return db.eng.name }
 func (db *DB) Close() error {
 	if db.grants != nil {
 		db.grants.close()
+		db.wallets.close()
 	}
 	if db.committer != nil {
 		db.committer.close()
@@ -162,8 +167,13 @@ func (db *DB) View(ctx context.Context, fn func(context.Context, wallet.Tx) erro
 
 func (db *DB) walletTx(ctx context.Context, readOnly bool, fn func(context.Context, wallet.Tx) error) error {
 	if db.eng.pipelines {
+		if readOnly {
+			return db.retry(ctx, func() error {
+				return fn(ctx, &walletTx{q: pgReads{db}, eng: &db.eng, wallets: db.wallets})
+			})
+		}
 		return db.retry(ctx, func() error {
-			return db.pipelined(ctx, readOnly, func(ctx context.Context, p *pipeline) error {
+			return db.pipelined(ctx, func(ctx context.Context, p *pipeline) error {
 				return fn(ctx, &walletTx{q: p, eng: &db.eng})
 			})
 		})

@@ -21,6 +21,8 @@ type querier interface {
 type walletTx struct {
 	q   stmts
 	eng *engine
+	// wallets answers a View's unlocked wallet reads in batches (PostgreSQL).
+	wallets *batcher[uuid.UUID, wallet.Wallet]
 	// noHooks is a partner the transaction has read to have no webhook URL
 	// (PaymentScope): its events are not written, so InsertEvent need not ask.
 	noHooks uuid.UUID
@@ -66,7 +68,37 @@ func scanWallet(row scanner) (wallet.Wallet, error) {
 }
 
 func (t *walletTx) Wallet(ctx context.Context, partnerID, walletID uuid.UUID, lock bool) (wallet.Wallet, error) {
+	if t.wallets != nil && !lock {
+		w, ok, err := t.wallets.get(ctx, walletID)
+		if err == nil && (!ok || w.PartnerID != partnerID) {
+			err = wallet.ErrNotFound
+		}
+		return w, err
+	}
 	return scanWallet(row(ctx, t.q, t.walletQuery(lock), walletID, partnerID))
+}
+
+// fetchWallets reads many wallets in one statement (the wallets batcher,
+// PostgreSQL), on the batcher's own connection: outside the gate.
+func (db *DB) fetchWallets(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID]wallet.Wallet, error) {
+	arg := make([][16]byte, len(ids))
+	for i, id := range ids {
+		arg[i] = id
+	}
+	out := make(map[uuid.UUID]wallet.Wallet, len(ids))
+	rs, err := db.read.QueryContext(ctx, `SELECT `+walletColumns+` WHERE w.id = ANY($1)`, arg)
+	if err != nil {
+		return nil, err
+	}
+	defer rs.Close()
+	for rs.Next() {
+		w, err := scanWallet(rs)
+		if err != nil {
+			return nil, err
+		}
+		out[w.ID] = w
+	}
+	return out, rs.Err()
 }
 
 // walletQuery selects the wallet $1 of the partner $2.

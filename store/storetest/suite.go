@@ -756,6 +756,37 @@ func runWallets(t *testing.T, open func(t *testing.T) *store.DB) {
 		})
 	})
 
+	// Concurrent reads may be answered together (PostgreSQL batches them):
+	// each finds its own wallet, and none of another partner's.
+	t.Run("ReadConcurrent", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, open)
+		const n = 36
+		wallets := make([]wallet.Wallet, n)
+		for i := range wallets {
+			wallets[i] = b.storeWallet(t, b.partner.ID, fmt.Sprintf("90012%05d", i))
+		}
+		asker := func(i int) uuid.UUID { // every third asks as the other partner
+			if i%3 == 1 {
+				return b.other.ID
+			}
+			return b.partner.ID
+		}
+		got := make([]wallet.Wallet, n)
+		errs := concurrently(n, func(i int) (err error) {
+			got[i], err = readWallet(b.db, asker(i), wallets[i].ID)
+			return err
+		})
+		for i, w := range wallets {
+			if asker(i) != b.partner.ID {
+				mustIs(t, errs[i], wallet.ErrNotFound, fmt.Sprintf("Wallet(%d, other partner)", i))
+				continue
+			}
+			mustNil(t, errs[i], fmt.Sprintf("Wallet(%d)", i))
+			sameWallet(t, got[i], w)
+		}
+	})
+
 	t.Run("OtherPartnerIsNotFound", func(t *testing.T) {
 		t.Parallel()
 		b, w := setupWithWallet(t, open)
