@@ -156,7 +156,13 @@ func (db *DB) fetchGrants(ctx context.Context, hashes []string) (map[string]auth
 		arg[i] = []byte(h)
 	}
 	out := make(map[string]auth.Grant, len(hashes))
-	rs, err := db.read.QueryContext(ctx, grantQuery+` WHERE t.hash = ANY($1)`, arg)
+	// Statuses by subqueries, not joins: the planner joined the tokens found
+	// to hashes of every client and partner.
+	rs, err := db.read.QueryContext(ctx, `SELECT t.hash, t.kind, t.client_id, t.partner_id, t.family_id,
+		t.created_at, t.expires_at, t.used_at, t.revoked_at,
+		(SELECT c.status FROM oauth_clients c WHERE c.id = t.client_id),
+		(SELECT p.status FROM partners p WHERE p.id = t.partner_id)
+		FROM oauth_tokens t WHERE t.hash = ANY($1)`, arg)
 	if err != nil {
 		return nil, err
 	}

@@ -86,7 +86,11 @@ func (db *DB) fetchWallets(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID]
 		arg[i] = id
 	}
 	out := make(map[uuid.UUID]wallet.Wallet, len(ids))
-	rs, err := db.read.QueryContext(ctx, `SELECT `+walletColumns+` WHERE w.id = ANY($1)`, arg)
+	// The balance by a subquery, not a join: the planner joined the wallets
+	// found to a hash of every account.
+	rs, err := db.read.QueryContext(ctx, `SELECT w.id, w.partner_id, w.phone, w.number, w.identification, w.status,
+		(SELECT a.balance FROM accounts a WHERE a.id = w.id), w.pending_credit, w.created_at, w.closed_at
+		FROM wallets w WHERE w.id = ANY($1)`, arg)
 	if err != nil {
 		return nil, err
 	}
