@@ -49,11 +49,12 @@ func (e *engine) duplicate(err error) bool {
 	return false
 }
 
-// checkViolation reports a CHECK constraint refusing a row, by code.
-func (e *engine) checkViolation(err error) bool {
+// checkViolation reports a CHECK constraint of table refusing a row, by code.
+// SQLite does not name the table: its callers ask about one statement only.
+func (e *engine) checkViolation(err error, table string) bool {
 	var pg *pgconn.PgError
 	if errors.As(err, &pg) {
-		return pg.Code == "23514"
+		return pg.Code == "23514" && pg.TableName == table
 	}
 	var lite *sqlite.Error
 	if errors.As(err, &lite) {

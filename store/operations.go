@@ -158,6 +158,14 @@ func (t *walletTx) Post(ctx context.Context, lt wallet.LedgerTx) error {
 	if sum != 0 || len(lt.Postings) < 2 {
 		return fmt.Errorf("ledger transaction %s is unbalanced (%s over %d postings)", lt.ID, sum, len(lt.Postings))
 	}
+	// The schema's CHECK (balance >= 0) on the wallet accounts' stored balances
+	// is the overdraft guard: it holds even if a caller forgot to lock, and,
+	// being an error rather than a row left unchanged, it stops a pipelined
+	// COMMIT behind it. A missing account fails the postings' foreign key.
+	if t.eng.pipelines {
+		return t.postJoined(ctx, lt)
+	}
+	// SQLite runs each statement in-process: nothing to save by joining them.
 	if err := t.q.execLater(ctx, nil, `INSERT INTO ledger_transactions (id, operation_id, kind, created_at) VALUES ($1, $2, $3, $4)`,
 		lt.ID, lt.OperationID, lt.Kind, micros(lt.CreatedAt)); err != nil {
 		return err
@@ -169,23 +177,39 @@ func (t *walletTx) Post(ctx context.Context, lt wallet.LedgerTx) error {
 		args = append(args, p.Account, int64(p.Amount))
 		values = append(values, fmt.Sprintf("($1, $%d, $%d)", len(args)-1, len(args)))
 		if p.Kind == wallet.WalletAccount {
-			// The schema's CHECK (balance >= 0) is the overdraft guard: it holds
-			// even if a caller forgot to lock, and, being an error rather than
-			// a row left unchanged, it stops a pipelined COMMIT behind it. A
-			// missing account fails the postings' foreign key below.
 			if err := t.q.execLater(ctx, t.overdraft, `UPDATE accounts SET balance = balance + $1 WHERE id = $2`,
 				int64(p.Amount), p.Account); err != nil {
 				return err
 			}
 		}
 	}
-	// All postings in one statement: one round trip to the server, not one each.
 	return t.q.execLater(ctx, nil, `INSERT INTO postings (tx_id, account_id, amount) VALUES `+strings.Join(values, ", "), args...)
+}
+
+// postJoined writes a ledger transaction in one statement (PostgreSQL), where
+// it took a statement per table, each with its executor start-up on the
+// server. The parts write different tables and an account appears once in a
+// transaction (the postings' key), so no part needs another's effect; the
+// foreign keys are checked when the statement ends, with every row in.
+func (t *walletTx) postJoined(ctx context.Context, lt wallet.LedgerTx) error {
+	args := []any{lt.ID, lt.OperationID, lt.Kind, micros(lt.CreatedAt)}
+	with := []string{`lt AS (INSERT INTO ledger_transactions (id, operation_id, kind, created_at) VALUES ($1, $2, $3, $4))`}
+	values := make([]string, 0, len(lt.Postings))
+	for _, p := range lt.Postings {
+		args = append(args, p.Account, int64(p.Amount))
+		acc, amount := len(args)-1, len(args)
+		values = append(values, fmt.Sprintf("($1, $%d, $%d)", acc, amount))
+		if p.Kind == wallet.WalletAccount {
+			with = append(with, fmt.Sprintf(`b%d AS (UPDATE accounts SET balance = balance + $%d WHERE id = $%d)`, len(with), amount, acc))
+		}
+	}
+	return t.q.execLater(ctx, t.overdraft, `WITH `+strings.Join(with, ", ")+
+		` INSERT INTO postings (tx_id, account_id, amount) VALUES `+strings.Join(values, ", "), args...)
 }
 
 // overdraft maps the balance CHECK's violation to the domain's sentinel.
 func (t *walletTx) overdraft(err error) error {
-	if t.eng.checkViolation(err) {
+	if t.eng.checkViolation(err, "accounts") {
 		return wallet.ErrInsufficientFunds
 	}
 	return err
