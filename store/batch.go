@@ -9,14 +9,16 @@ import (
 // batcher runs concurrent lookups of one kind as one query. Every request
 // checks its access token, and a payment's initialization reads the wallet; on
 // PostgreSQL each of those one-row reads cost a statement and a round trip,
-// and together they were three of the five round trips of a payment. The batcher's loop takes every lookup waiting when it is free and
-// fetches their keys at once; the lookups that arrive meanwhile wait for the
-// next fetch. A lookup therefore always reads data committed after it was
-// asked for, as a read of its own would: a token revoked, or a partner
-// disabled, before a request arrives stops that request.
+// three of the five round trips of a payment. The batcher's loop takes every
+// lookup waiting when it is free and fetches their keys at once; the lookups
+// that arrive meanwhile wait for the next fetch. A lookup therefore always
+// reads data committed after it was asked for, as a read of its own would: a
+// token revoked, or a partner disabled, before a request arrives stops that
+// request.
 //
-// The loop has a connection of its own (the pool is one wider than the gate),
-// so it never waits for a turn behind the requests that wait for it.
+// The loop has a connection of its own (the pool holds one per batcher beyond
+// the gate's width), so it never waits for a turn behind the requests that
+// wait for it.
 type batcher[K comparable, V any] struct {
 	fetch func(ctx context.Context, keys []K) (map[K]V, error)
 	reqs  chan lookup[K, V]

@@ -55,7 +55,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*DB, error) {
 		err error
 	)
 	if IsPostgres(dsn) {
-		db, err = openPostgres(dsn, opts) //nolint:contextcheck // the grants batcher outlives any request
+		db, err = openPostgres(dsn, opts) //nolint:contextcheck // the batchers outlive any request
 	} else {
 		db, err = openSQLite(dsn, opts) //nolint:contextcheck // the SQLite committer outlives any request
 	}
