@@ -1,10 +1,18 @@
 package store_test
 
 import (
+	"context"
+	"errors"
+	"os"
+	"sync"
 	"testing"
+	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/perspektiva/walletd/store"
 	"github.com/perspektiva/walletd/store/storetest"
+	"github.com/perspektiva/walletd/wallet"
 )
 
 // TestConformance runs the storage suite on every engine: SQLite always,
@@ -41,4 +49,70 @@ func TestIsPostgres(t *testing.T) {
 			t.Errorf("IsPostgres(%q) = %v, want %v", c.dsn, got, c.want)
 		}
 	}
+}
+
+// TestNoWaitInsideThePool: on PostgreSQL every read and transaction of the
+// store takes its turn at the gate, so however many callers there are, none
+// waits for a connection inside database/sql, where the next one is handed
+// out at random. A path that bypassed the gate would show as pool waits here.
+func TestNoWaitInsideThePool(t *testing.T) {
+	if os.Getenv(storetest.PostgresEnv) == "" {
+		t.Skip(storetest.PostgresEnv + " not set (SQLite has no gate: one writer, in-process reads)")
+	}
+	t.Parallel()
+	ctx := context.Background()
+	db, err := store.Open(ctx, storetest.PostgresDSN(t), store.Options{MaxConns: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if _, err := db.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	missing := uuid.New()
+	ops := map[string]func() error{
+		"Update": func() error {
+			return db.Update(ctx, func(ctx context.Context, tx wallet.Tx) error {
+				_, err := tx.Wallet(ctx, missing, missing, true)
+				return ignoreNotFound(err)
+			})
+		},
+		"View": func() error {
+			return db.View(ctx, func(ctx context.Context, tx wallet.Tx) error {
+				_, err := tx.Overrides(ctx, missing)
+				return err
+			})
+		},
+		"Audit":       func() error { _, err := db.Audit(ctx); return err },
+		"row":         func() error { _, err := db.AuthStore().HasPartners(ctx); return err },
+		"rows":        func() error { _, err := db.JobStore().PendingAge(ctx, time.Now()); return err },
+		"webhook row": func() error { _, err := db.WebhookStore().Event(ctx, missing); return ignoreNotFound(err) },
+	}
+	var wg sync.WaitGroup
+	for name, op := range ops {
+		for range 4 {
+			wg.Go(func() {
+				for range 25 {
+					if err := op(); err != nil {
+						t.Errorf("%s: %v", name, err)
+						return
+					}
+				}
+			})
+		}
+	}
+	wg.Wait()
+	for name, pool := range db.Pools() {
+		if s := pool.Stats(); s.WaitCount != 0 {
+			t.Errorf("pool %s: %d waits for a connection (%s) with %d callers at a gate of 2", name, s.WaitCount, s.WaitDuration, 4*len(ops))
+		}
+	}
+}
+
+func ignoreNotFound(err error) error {
+	if errors.Is(err, wallet.ErrNotFound) {
+		return nil
+	}
+	return err
 }
