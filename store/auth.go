@@ -125,9 +125,14 @@ func (s authStore) Grant(ctx context.Context, hash []byte) (auth.Grant, error) {
 	return g.grant(), nil
 }
 
+// grantQuery reads tokens with their client's and partner's status, these by
+// subqueries rather than joins: for a batch (fetchGrants) the planner joined
+// the tokens found to hashes of every client and partner.
 const grantQuery = `SELECT t.hash, t.kind, t.client_id, t.partner_id, t.family_id,
-		t.created_at, t.expires_at, t.used_at, t.revoked_at, c.status, p.status
-		FROM oauth_tokens t JOIN oauth_clients c ON c.id = t.client_id JOIN partners p ON p.id = t.partner_id`
+		t.created_at, t.expires_at, t.used_at, t.revoked_at,
+		(SELECT c.status FROM oauth_clients c WHERE c.id = t.client_id),
+		(SELECT p.status FROM partners p WHERE p.id = t.partner_id)
+		FROM oauth_tokens t`
 
 // grantRow is a row of grantQuery while it is scanned.
 type grantRow struct {
@@ -156,25 +161,15 @@ func (db *DB) fetchGrants(ctx context.Context, hashes []string) (map[string]auth
 		arg[i] = []byte(h)
 	}
 	out := make(map[string]auth.Grant, len(hashes))
-	// Statuses by subqueries, not joins: the planner joined the tokens found
-	// to hashes of every client and partner.
-	rs, err := db.read.QueryContext(ctx, `SELECT t.hash, t.kind, t.client_id, t.partner_id, t.family_id,
-		t.created_at, t.expires_at, t.used_at, t.revoked_at,
-		(SELECT c.status FROM oauth_clients c WHERE c.id = t.client_id),
-		(SELECT p.status FROM partners p WHERE p.id = t.partner_id)
-		FROM oauth_tokens t WHERE t.hash = ANY($1)`, arg)
-	if err != nil {
-		return nil, err
-	}
-	defer rs.Close()
-	for rs.Next() {
+	err := db.fetch(ctx, func(r scanner) error {
 		var g grantRow
-		if err := rs.Scan(g.dest()...); err != nil {
-			return nil, err
+		if err := r.Scan(g.dest()...); err != nil {
+			return err
 		}
 		out[string(g.Hash)] = g.grant()
-	}
-	return out, rs.Err()
+		return nil
+	}, grantQuery+` WHERE t.hash = ANY($1)`, arg)
+	return out, err
 }
 
 func (s authStore) Rotate(ctx context.Context, refreshHash []byte, usedAt time.Time, next ...auth.Token) error {

@@ -77,6 +77,26 @@ func (b *batcher[K, V]) close() {
 	<-b.done
 }
 
+// fetch runs a batcher's read and hands scan each row. It goes to the pool
+// directly, outside the gate: each batcher has a connection of its own there.
+func (db *DB) fetch(ctx context.Context, scan func(scanner) error, query string, arg any) error {
+	return sqlStmts{db.read}.one(ctx, read{query: query, args: []any{arg}, scan: each(scan)})
+}
+
+// drain appends to batch what is waiting on ch, without waiting, until batch
+// holds limit.
+func drain[T any](batch []T, ch <-chan T, limit int) []T {
+	for len(batch) < limit {
+		select {
+		case v := <-ch:
+			batch = append(batch, v)
+		default:
+			return batch
+		}
+	}
+	return batch
+}
+
 func (b *batcher[K, V]) loop(ctx context.Context) {
 	defer close(b.done)
 	var (
@@ -89,18 +109,9 @@ func (b *batcher[K, V]) loop(ctx context.Context) {
 		clear(seen)
 		select {
 		case l := <-b.reqs:
-			batch = append(batch, l)
+			batch = drain(append(batch, l), b.reqs, maxLookups)
 		case <-ctx.Done():
 			return
-		}
-	gather:
-		for len(batch) < maxLookups {
-			select {
-			case l := <-b.reqs:
-				batch = append(batch, l)
-			default:
-				break gather
-			}
 		}
 		for _, l := range batch {
 			if _, dup := seen[l.key]; !dup {

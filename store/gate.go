@@ -41,21 +41,12 @@ func (g *gate) leave() {
 	}
 }
 
-// pooled runs reads outside a transaction, each on a pooled connection taken
-// in its turn: SQLite's readers with their prepared statements, PostgreSQL's
-// pool through the gate.
+// pooled runs reads outside a transaction on pooled connections, in one
+// turn: SQLite's readers with their prepared statements, PostgreSQL's pool
+// through the gate.
 type pooled struct{ db *DB }
 
 func (p pooled) query(ctx context.Context, reads ...read) error {
-	for _, rd := range reads {
-		if err := p.one(ctx, rd); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func (p pooled) one(ctx context.Context, rd read) error {
 	if err := p.db.gate.enter(ctx); err != nil {
 		return err
 	}
@@ -64,7 +55,7 @@ func (p pooled) one(ctx context.Context, rd read) error {
 	if p.db.readStmts != nil {
 		q = p.db.readStmts
 	}
-	return sqlStmts{q}.one(ctx, rd)
+	return sqlStmts{q}.query(ctx, reads...)
 }
 
 // row is a one-row read outside a transaction, run when it is scanned.

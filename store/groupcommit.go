@@ -63,17 +63,7 @@ func (c *committer) loop() {
 		case <-c.done:
 			return
 		}
-		batch := []*commitReq{first}
-	gather:
-		for len(batch) < maxBatch {
-			select {
-			case r := <-c.reqs:
-				batch = append(batch, r)
-			default:
-				break gather
-			}
-		}
-		c.commit(batch)
+		c.commit(drain([]*commitReq{first}, c.reqs, maxBatch))
 		if c.between != nil {
 			c.between(context.Background())
 		}

@@ -101,18 +101,16 @@ func (s JobStore) Backlog(ctx context.Context, now time.Time) (int, time.Duratio
 // for as long as it takes, and shows here rather than in the backlog.
 func (s JobStore) PendingAge(ctx context.Context, now time.Time) (map[wallet.OperationType]time.Duration, error) {
 	ages := map[wallet.OperationType]time.Duration{}
-	err := s.db.rows(ctx, func(r rows) error {
-		for r.Next() {
-			var (
-				typ    wallet.OperationType
-				oldest int64
-			)
-			if err := r.Scan(&typ, &oldest); err != nil {
-				return err
-			}
-			ages[typ] = now.Sub(fromMicros(oldest))
+	err := s.db.rows(ctx, each(func(r scanner) error {
+		var (
+			typ    wallet.OperationType
+			oldest int64
+		)
+		if err := r.Scan(&typ, &oldest); err != nil {
+			return err
 		}
+		ages[typ] = now.Sub(fromMicros(oldest))
 		return nil
-	}, `SELECT type, MIN(created_at) FROM operations WHERE status = 'PENDING' GROUP BY type`)
+	}), `SELECT type, MIN(created_at) FROM operations WHERE status = 'PENDING' GROUP BY type`)
 	return ages, err
 }

@@ -134,16 +134,13 @@ func (t *walletTx) Report(ctx context.Context, walletID uuid.UUID, f wallet.Repo
 	ops := make([]wallet.Operation, 0, f.Size)
 	err := t.q.query(ctx, read{query: fmt.Sprintf(`SELECT %s FROM operations WHERE %s
 		ORDER BY created_at DESC, id DESC LIMIT $%d OFFSET $%d`, operationColumns, cond, len(args)-1, len(args)), args: args,
-		scan: func(r rows) error {
-			for r.Next() {
-				op, err := scanOperation(r)
-				if err != nil {
-					return err
-				}
+		scan: each(func(r scanner) error {
+			op, err := scanOperation(r)
+			if err == nil {
 				ops = append(ops, op)
 			}
-			return nil
-		}})
+			return err
+		})})
 	if err != nil {
 		return nil, 0, err
 	}

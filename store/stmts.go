@@ -57,6 +57,18 @@ func maybe(found *bool, scan func(scanner) error) func(rows) error {
 	}
 }
 
+// each scans every row of a query's result with scan.
+func each(scan func(scanner) error) func(rows) error {
+	return func(r rows) error {
+		for r.Next() {
+			if err := scan(r); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+}
+
 // rows is what *sql.Rows and pgx.Rows both offer for reading a result.
 type rows interface {
 	Next() bool

@@ -46,9 +46,12 @@ func (t *walletTx) duplicate(err error) error {
 	return err
 }
 
-const walletColumns = `w.id, w.partner_id, w.phone, w.number, w.identification, w.status,
-	a.balance, w.pending_credit, w.created_at, w.closed_at
-	FROM wallets w JOIN accounts a ON a.id = w.id`
+// A wallet's columns in scanWallet's order, around its balance.
+const (
+	walletHead    = `w.id, w.partner_id, w.phone, w.number, w.identification, w.status`
+	walletTail    = `w.pending_credit, w.created_at, w.closed_at`
+	walletColumns = walletHead + `, a.balance, ` + walletTail + ` FROM wallets w JOIN accounts a ON a.id = w.id`
+)
 
 func scanWallet(row scanner) (wallet.Wallet, error) {
 	var (
@@ -88,21 +91,15 @@ func (db *DB) fetchWallets(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID]
 	out := make(map[uuid.UUID]wallet.Wallet, len(ids))
 	// The balance by a subquery, not a join: the planner joined the wallets
 	// found to a hash of every account.
-	rs, err := db.read.QueryContext(ctx, `SELECT w.id, w.partner_id, w.phone, w.number, w.identification, w.status,
-		(SELECT a.balance FROM accounts a WHERE a.id = w.id), w.pending_credit, w.created_at, w.closed_at
-		FROM wallets w WHERE w.id = ANY($1)`, arg)
-	if err != nil {
-		return nil, err
-	}
-	defer rs.Close()
-	for rs.Next() {
-		w, err := scanWallet(rs)
-		if err != nil {
-			return nil, err
+	err := db.fetch(ctx, func(r scanner) error {
+		w, err := scanWallet(r)
+		if err == nil {
+			out[w.ID] = w
 		}
-		out[w.ID] = w
-	}
-	return out, rs.Err()
+		return err
+	}, `SELECT `+walletHead+`, (SELECT a.balance FROM accounts a WHERE a.id = w.id), `+walletTail+`
+		FROM wallets w WHERE w.id = ANY($1)`, arg)
+	return out, err
 }
 
 // walletQuery selects the wallet $1 of the partner $2.

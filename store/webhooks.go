@@ -77,16 +77,13 @@ func (s WebhookStore) SetStatus(ctx context.Context, id uuid.UUID, st webhook.St
 // List returns a partner's latest events, newest first.
 func (s WebhookStore) List(ctx context.Context, partnerID uuid.UUID, limit int) ([]webhook.Record, error) {
 	var out []webhook.Record
-	err := s.db.rows(ctx, func(r rows) error {
-		for r.Next() {
-			rec, err := scanEvent(r)
-			if err != nil {
-				return err
-			}
+	err := s.db.rows(ctx, each(func(r scanner) error {
+		rec, err := scanEvent(r)
+		if err == nil {
 			out = append(out, rec)
 		}
-		return nil
-	}, `SELECT `+eventColumns+` FROM webhook_events
+		return err
+	}), `SELECT `+eventColumns+` FROM webhook_events
 		WHERE partner_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2`, partnerID, limit)
 	return out, err
 }
@@ -94,20 +91,18 @@ func (s WebhookStore) List(ctx context.Context, partnerID uuid.UUID, limit int) 
 // Attempts returns the delivery attempts of an event, oldest first.
 func (s WebhookStore) Attempts(ctx context.Context, eventID uuid.UUID) ([]webhook.Attempt, error) {
 	var out []webhook.Attempt
-	err := s.db.rows(ctx, func(r rows) error {
-		for r.Next() {
-			var (
-				a      webhook.Attempt
-				at, us int64
-			)
-			if err := r.Scan(&a.Number, &at, &a.URL, &a.StatusCode, &a.Error, &us); err != nil {
-				return err
-			}
-			a.EventID, a.At, a.Duration = eventID, fromMicros(at), time.Duration(us)*time.Microsecond
-			out = append(out, a)
+	err := s.db.rows(ctx, each(func(r scanner) error {
+		var (
+			a      webhook.Attempt
+			at, us int64
+		)
+		if err := r.Scan(&a.Number, &at, &a.URL, &a.StatusCode, &a.Error, &us); err != nil {
+			return err
 		}
+		a.EventID, a.At, a.Duration = eventID, fromMicros(at), time.Duration(us)*time.Microsecond
+		out = append(out, a)
 		return nil
-	}, `SELECT attempt, attempted_at, url, status_code, error, duration_us
+	}), `SELECT attempt, attempted_at, url, status_code, error, duration_us
 		FROM webhook_attempts WHERE event_id = $1 ORDER BY attempt`, eventID)
 	return out, err
 }
