@@ -996,6 +996,47 @@ func runTransactions(t *testing.T, open func(t *testing.T) *store.DB) {
 		}
 	})
 
+	// The schema itself keeps an operation with its wallet's partner, and a
+	// payment's TSP with that partner: a faulty caller cannot book one
+	// partner's money to another's wallet or merchant.
+	t.Run("OperationKeepsToItsWalletsPartner", func(t *testing.T) {
+		t.Parallel()
+		b, w := setupWithWallet(t, open)
+		own := wallet.TSP{ID: uuid.New(), PartnerID: b.partner.ID, Name: "Своя", CreatedAt: when}
+		foreign := wallet.TSP{ID: uuid.New(), PartnerID: b.other.ID, Name: "Чужая", CreatedAt: when}
+		mustUpdate(t, b.db, "InsertTSP", func(ctx context.Context, tx wallet.Tx) error {
+			return errors.Join(tx.InsertTSP(ctx, own), tx.InsertTSP(ctx, foreign))
+		})
+		cases := []struct {
+			name    string
+			partner uuid.UUID
+			tsp     uuid.UUID
+			refused bool
+		}{
+			{"another partner's operation on the wallet", b.other.ID, uuid.Nil, true},
+			{"a payment to another partner's TSP", b.partner.ID, foreign.ID, true},
+			{"a payment of the other partner to its own TSP from this wallet", b.other.ID, foreign.ID, true},
+			{"a payment to the partner's own TSP", b.partner.ID, own.ID, false},
+		}
+		for _, c := range cases {
+			op := newPayment(w, uuid.New())
+			op.PartnerID, op.TSPID = c.partner, c.tsp
+			err := insertOperation(b.db, op)
+			if c.refused && (err == nil || errors.Is(err, wallet.ErrDuplicate)) {
+				t.Errorf("%s: InsertOperation = %v, want the schema to refuse it", c.name, err)
+			}
+			if !c.refused {
+				mustNil(t, err, c.name)
+			}
+			_, err = view(b.db, func(ctx context.Context, tx wallet.Tx) (wallet.Operation, error) {
+				return tx.OperationByID(ctx, op.ID, false)
+			})
+			if stored := err == nil; stored == c.refused {
+				t.Errorf("%s: operation stored = %v (read: %v), want %v", c.name, stored, err, !c.refused)
+			}
+		}
+	})
+
 	t.Run("IdempotencyKeyRelease", func(t *testing.T) {
 		t.Parallel()
 		b, w := setupWithWallet(t, open)
