@@ -83,6 +83,9 @@ type Store interface {
 	Partner(ctx context.Context, id uuid.UUID) (Partner, error)
 	HasPartners(ctx context.Context) (bool, error)
 	SetPartnerStatus(ctx context.Context, id uuid.UUID, s Status) error
+	// InsertClient adds a client to an existing partner; ErrNotFound when
+	// there is no such partner.
+	InsertClient(ctx context.Context, c Client) error
 	SetClientStatus(ctx context.Context, clientID string, s Status) error
 	// ClientWithPartner returns a client and its partner, or ErrNotFound.
 	ClientWithPartner(ctx context.Context, clientID string) (Client, Partner, error)

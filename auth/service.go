@@ -82,11 +82,8 @@ func (s *Service) CreatePartner(ctx context.Context, name, webhookURL string) (C
 	if err != nil {
 		return Credentials{}, err
 	}
-	clientID, err := randomValue(clientPrefix, 16)
-	if err != nil {
-		return Credentials{}, err
-	}
-	secret, err := randomValue(secretPrefix, 32)
+	now := s.now()
+	c, secret, err := newClient(id, now)
 	if err != nil {
 		return Credentials{}, err
 	}
@@ -94,13 +91,48 @@ func (s *Service) CreatePartner(ctx context.Context, name, webhookURL string) (C
 	if err != nil {
 		return Credentials{}, err
 	}
-	now := s.now()
 	p := Partner{ID: id, Name: name, Status: Active, WebhookURL: webhookURL, WebhookSecret: hookSecret, CreatedAt: now}
-	c := Client{ID: clientID, PartnerID: id, SecretHash: Hash(secret), Status: Active, CreatedAt: now}
 	if err := s.store.InsertPartner(ctx, p, c); err != nil {
 		return Credentials{}, fmt.Errorf("insert partner: %w", err)
 	}
-	return Credentials{PartnerID: id, ClientID: clientID, ClientSecret: secret, WebhookSecret: hookSecret}, nil
+	return Credentials{PartnerID: id, ClientID: c.ID, ClientSecret: secret, WebhookSecret: hookSecret}, nil
+}
+
+// ClientCredentials are what a new client of an existing partner receives once.
+type ClientCredentials struct {
+	PartnerID    uuid.UUID `json:"partnerId"`
+	ClientID     string    `json:"clientId"`
+	ClientSecret string    `json:"clientSecret"`
+}
+
+// CreateClient gives an existing partner another OAuth client. It is how a
+// leaked or retiring secret is replaced without stopping the partner: the
+// partner moves to the new client, then the old one is disabled
+// (SetClientStatus), which stops its tokens at once. ErrNotFound when there is
+// no such partner.
+func (s *Service) CreateClient(ctx context.Context, partnerID uuid.UUID) (ClientCredentials, error) {
+	c, secret, err := newClient(partnerID, s.now())
+	if err != nil {
+		return ClientCredentials{}, err
+	}
+	if err := s.store.InsertClient(ctx, c); err != nil {
+		return ClientCredentials{}, fmt.Errorf("insert client: %w", err)
+	}
+	return ClientCredentials{PartnerID: partnerID, ClientID: c.ID, ClientSecret: secret}, nil
+}
+
+// newClient returns an active client of a partner and its secret, of which
+// only the hash is kept.
+func newClient(partnerID uuid.UUID, now time.Time) (Client, string, error) {
+	id, err := randomValue(clientPrefix, 16)
+	if err != nil {
+		return Client{}, "", err
+	}
+	secret, err := randomValue(secretPrefix, 32)
+	if err != nil {
+		return Client{}, "", err
+	}
+	return Client{ID: id, PartnerID: partnerID, SecretHash: Hash(secret), Status: Active, CreatedAt: now}, secret, nil
 }
 
 // NewWebhookSecret returns a fresh secret for signing a partner's webhooks.
@@ -315,7 +347,8 @@ func (s *Service) SetPartnerStatus(ctx context.Context, id uuid.UUID, st Status)
 	return s.store.SetPartnerStatus(ctx, id, st)
 }
 
-// SetClientStatus enables or disables one client.
+// SetClientStatus enables or disables one client; a disabled client's tokens
+// stop at once, and it gets no new ones. ErrNotFound when there is no such client.
 func (s *Service) SetClientStatus(ctx context.Context, clientID string, st Status) error {
 	return s.store.SetClientStatus(ctx, clientID, st)
 }

@@ -230,6 +230,54 @@ func TestCreatePartner(t *testing.T) {
 	}
 }
 
+// TestSecretRotation: a partner gets a second client, moves to it, and the
+// old client is disabled; its tokens and secret stop at once, the new ones work.
+func TestSecretRotation(t *testing.T) {
+	t.Parallel()
+	f, old, oldPair := newGrant(t, auth.Config{})
+	ctx := t.Context()
+
+	created, err := f.svc.CreateClient(ctx, old.PartnerID)
+	if err != nil {
+		t.Fatalf("CreateClient: %v", err)
+	}
+	if created.PartnerID != old.PartnerID || !strings.HasPrefix(created.ClientID, "wc_") ||
+		!strings.HasPrefix(created.ClientSecret, "wcs_") {
+		t.Errorf("CreateClient = %+v, want a wc_ client with a wcs_ secret of partner %s", created, old.PartnerID)
+	}
+	if created.ClientID == old.ClientID || created.ClientSecret == old.ClientSecret {
+		t.Fatalf("the new client repeats the old credentials: %+v", created)
+	}
+	c, _, err := f.store.ClientWithPartner(ctx, created.ClientID)
+	if err != nil {
+		t.Fatalf("ClientWithPartner: %v", err)
+	}
+	if !bytes.Equal(c.SecretHash, auth.Hash(created.ClientSecret)) || c.Status != auth.Active {
+		t.Errorf("stored client = %+v, want active with the secret's hash only", c)
+	}
+
+	fresh := auth.Credentials{PartnerID: created.PartnerID, ClientID: created.ClientID, ClientSecret: created.ClientSecret}
+	freshPair := f.pair(t, fresh)
+	wantPrincipal(t, f, freshPair.AccessToken, fresh, "the new client's token")
+	wantPrincipal(t, f, oldPair.AccessToken, old, "the old client's token before it is disabled")
+
+	if err := f.svc.SetClientStatus(ctx, old.ClientID, auth.Disabled); err != nil {
+		t.Fatalf("disable the old client: %v", err)
+	}
+	wantVerify(t, f, oldPair.AccessToken, auth.ErrForbidden, "the old client's token")
+	_, err = f.svc.ClientCredentials(ctx, old.ClientID, old.ClientSecret, old.PartnerID.String())
+	wantOAuth(t, err, auth.InvalidClient, "the old secret")
+	wantRefreshRefused(t, f, old, oldPair.RefreshToken, auth.InvalidClient, "the old refresh token")
+	wantPrincipal(t, f, freshPair.AccessToken, fresh, "the new client's token after the old is disabled")
+	if _, err := f.refresh(t, fresh, freshPair.RefreshToken); err != nil {
+		t.Errorf("the new client's refresh: %v", err)
+	}
+
+	if _, err := f.svc.CreateClient(ctx, uuid.New()); !errors.Is(err, auth.ErrNotFound) {
+		t.Errorf("CreateClient(unknown partner) = %v, want ErrNotFound", err)
+	}
+}
+
 func TestClientCredentials(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, auth.Config{})

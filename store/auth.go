@@ -30,11 +30,26 @@ func (s authStore) InsertPartner(ctx context.Context, p auth.Partner, c auth.Cli
 			p.ID, p.Name, string(p.Status), p.WebhookURL, p.WebhookSecret, micros(p.CreatedAt)); err != nil {
 			return err
 		}
-		_, err := tx.ExecContext(ctx,
-			`INSERT INTO oauth_clients (id, partner_id, secret_hash, status, created_at) VALUES ($1, $2, $3, $4, $5)`,
-			c.ID, c.PartnerID, c.SecretHash, string(c.Status), micros(c.CreatedAt))
-		return err
+		return insertClient(ctx, tx, c)
 	})
+}
+
+func (s authStore) InsertClient(ctx context.Context, c auth.Client) error {
+	return s.db.inTx(ctx, s.db.write, nil, func(ctx context.Context, tx *sql.Tx) error {
+		var one int
+		err := tx.QueryRowContext(ctx, `SELECT 1 FROM partners WHERE id = $1`, c.PartnerID).Scan(&one)
+		if err != nil {
+			return authNotFound(err)
+		}
+		return insertClient(ctx, tx, c)
+	})
+}
+
+func insertClient(ctx context.Context, tx *sql.Tx, c auth.Client) error {
+	_, err := tx.ExecContext(ctx,
+		`INSERT INTO oauth_clients (id, partner_id, secret_hash, status, created_at) VALUES ($1, $2, $3, $4, $5)`,
+		c.ID, c.PartnerID, c.SecretHash, string(c.Status), micros(c.CreatedAt))
+	return err
 }
 
 const partnerColumns = `p.id, p.name, p.status, p.webhook_url, p.webhook_secret, p.created_at`

@@ -111,6 +111,14 @@ func TestCLIErrors(t *testing.T) {
 		{"partner disable without --partner", []string{"partner", "disable", "--db", dsn}, 2},
 		{"partner disable of an unknown partner", []string{"partner", "disable", "--db", dsn, "--partner", uuid.NewString()}, 1},
 		{"partner enable of an unknown partner", []string{"partner", "enable", "--db", dsn, "--partner", uuid.NewString()}, 1},
+		{"client without a subcommand", []string{"client"}, 2},
+		{"client with an unknown subcommand", []string{"client", "delete", "--db", dsn}, 2},
+		{"client create without --partner", []string{"client", "create", "--db", dsn}, 2},
+		{"client create with a malformed partner", []string{"client", "create", "--db", dsn, "--partner", "42"}, 2},
+		{"client create for an unknown partner", []string{"client", "create", "--db", dsn, "--partner", uuid.NewString()}, 1},
+		{"client disable without --client", []string{"client", "disable", "--db", dsn}, 2},
+		{"client disable of an unknown client", []string{"client", "disable", "--db", dsn, "--client", "wc_unknown"}, 1},
+		{"client enable of an unknown client", []string{"client", "enable", "--db", dsn, "--client", "wc_unknown"}, 1},
 		{"tsp create for an unknown partner", []string{"tsp", "create", "--db", dsn, "--partner", uuid.NewString(), "--name", "T"}, 1},
 		{"tsp create with a malformed partner", []string{"tsp", "create", "--db", dsn, "--partner", "42", "--name", "T"}, 2},
 		{"tsp create without --name", []string{"tsp", "create", "--db", dsn, "--partner", uuid.NewString()}, 2},
@@ -173,7 +181,7 @@ func TestCLIHelp(t *testing.T) {
 			t.Errorf("%s printed %q to stdout and %q to stderr, want the usage on stdout", arg, out, errOut)
 		}
 	}
-	for _, cmd := range []string{"serve", "migrate", "partner create", "partner disable|enable", "tsp create", "audit"} {
+	for _, cmd := range []string{"serve", "migrate", "partner create", "partner disable|enable", "client create", "client disable|enable", "tsp create", "audit"} {
 		if !strings.Contains(usage, "walletd "+cmd) {
 			t.Errorf("usage does not mention %q", cmd)
 		}

@@ -71,16 +71,13 @@ func partner(ctx context.Context, args []string, env envFunc, stdout, stderr io.
 		if err := checkWebhookURL(*hook); err != nil {
 			return err
 		}
-		db, err := openDB(ctx, *dsn, 2)
-		if err != nil {
-			return err
-		}
-		defer db.Close()
-		creds, err := auth.NewService(db.AuthStore(), auth.Config{}).CreatePartner(ctx, *name, *hook)
-		if err != nil {
-			return err
-		}
-		return printJSON(stdout, creds)
+		return withAuth(ctx, *dsn, func(svc *auth.Service) error {
+			creds, err := svc.CreatePartner(ctx, *name, *hook)
+			if err != nil {
+				return err
+			}
+			return printJSON(stdout, creds)
+		})
 	case "set-webhook":
 		return setWebhook(ctx, fs, dsn, args[1:], stdout)
 	case "disable", "enable":
@@ -92,21 +89,79 @@ func partner(ctx context.Context, args []string, env envFunc, stdout, stderr io.
 		if err != nil {
 			return err
 		}
-		db, err := openDB(ctx, *dsn, 2)
-		if err != nil {
-			return err
-		}
-		defer db.Close()
 		status := auth.Active
 		if args[0] == "disable" {
 			status = auth.Disabled
 		}
-		if err := auth.NewService(db.AuthStore(), auth.Config{}).SetPartnerStatus(ctx, pid, status); err != nil {
-			return partnerNotFound(pid, err)
-		}
-		return printJSON(stdout, map[string]string{"partnerId": pid.String(), "status": string(status)})
+		return withAuth(ctx, *dsn, func(svc *auth.Service) error {
+			if err := svc.SetPartnerStatus(ctx, pid, status); err != nil {
+				return partnerNotFound(pid, err)
+			}
+			return printJSON(stdout, map[string]string{"partnerId": pid.String(), "status": string(status)})
+		})
 	}
 	return fmt.Errorf("%w: partner create|disable|enable|set-webhook", errUsage)
+}
+
+// clients manages a partner's OAuth clients: a second client and the old one
+// disabled is how a secret is replaced without stopping the partner.
+func clients(ctx context.Context, args []string, env envFunc, stdout, stderr io.Writer) error {
+	const clientUsage = "client create --partner ID | client disable|enable --client ID"
+	if len(args) == 0 {
+		return fmt.Errorf("%w: %s", errUsage, clientUsage)
+	}
+	fs, dsn := newFlags("client "+args[0], env, stderr)
+	switch args[0] {
+	case "create":
+		id := fs.String("partner", "", "partner id (required)")
+		if err := parse(fs, args[1:]); err != nil {
+			return err
+		}
+		pid, err := partnerID(*id)
+		if err != nil {
+			return err
+		}
+		return withAuth(ctx, *dsn, func(svc *auth.Service) error {
+			creds, err := svc.CreateClient(ctx, pid)
+			if err != nil {
+				return partnerNotFound(pid, err)
+			}
+			return printJSON(stdout, creds)
+		})
+	case "disable", "enable":
+		id := fs.String("client", "", "client id (required)")
+		if err := parse(fs, args[1:]); err != nil {
+			return err
+		}
+		if *id == "" {
+			return fmt.Errorf("%w: --client is required", errUsage)
+		}
+		status := auth.Active
+		if args[0] == "disable" {
+			status = auth.Disabled
+		}
+		return withAuth(ctx, *dsn, func(svc *auth.Service) error {
+			err := svc.SetClientStatus(ctx, *id, status)
+			if errors.Is(err, auth.ErrNotFound) {
+				return fmt.Errorf("client %s not found", *id)
+			}
+			if err != nil {
+				return err
+			}
+			return printJSON(stdout, map[string]string{"clientId": *id, "status": string(status)})
+		})
+	}
+	return fmt.Errorf("%w: %s", errUsage, clientUsage)
+}
+
+// withAuth runs fn with the auth service of the database at dsn.
+func withAuth(ctx context.Context, dsn string, fn func(*auth.Service) error) error {
+	db, err := openDB(ctx, dsn, 2)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	return fn(auth.NewService(db.AuthStore(), auth.Config{}))
 }
 
 func tsp(ctx context.Context, args []string, env envFunc, stdout, stderr io.Writer) error {

@@ -16,6 +16,8 @@ Usage:
   walletd partner create --name NAME [--webhook-url URL]
   walletd partner disable|enable --partner ID
   walletd partner set-webhook --partner ID --url URL
+  walletd client create --partner ID
+  walletd client disable|enable --client ID
   walletd webhooks list --partner ID [--limit 50]
   walletd webhooks replay EVENT_ID
   walletd tsp create --partner PARTNER_ID --name NAME
@@ -58,6 +60,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return migrate(ctx, args[1:], env, stdout, stderr)
 	case "partner":
 		return partner(ctx, args[1:], env, stdout, stderr)
+	case "client":
+		return clients(ctx, args[1:], env, stdout, stderr)
 	case "tsp":
 		return tsp(ctx, args[1:], env, stdout, stderr)
 	case "webhooks":

@@ -547,6 +547,19 @@ func (m *matrix) run(t *testing.T) {
 	m.row(t, caller{"disabled partner A (1s server)", m.shortTTL, fixed("Bearer " + tokenA), forbidden}, eps)
 	cli(t, m.bin, "partner", "enable", "--partner", m.a.PartnerID, "--db", m.dsn)
 
+	// A replaces its secret: a second client, then the first one disabled,
+	// whose live token stops at once. The rest of the test acts as A through
+	// the second client, on the same wallet.
+	var second partner
+	if err := json.Unmarshal(cli(t, m.bin, "client", "create", "--partner", m.a.PartnerID, "--db", m.dsn), &second); err != nil ||
+		second.PartnerID != m.a.PartnerID || second.ClientID == "" || second.ClientID == m.a.ClientID {
+		t.Fatalf("client create for A: %v (%+v)", err, second)
+	}
+	firstClient := pair(t, m.main, m.a).AccessToken
+	cli(t, m.bin, "client", "disable", "--client", m.a.ClientID, "--db", m.dsn)
+	m.row(t, caller{"A's disabled first client", m.main, fixed("Bearer " + firstClient), forbidden}, eps)
+	m.a.ClientID, m.a.ClientSecret = second.ClientID, second.ClientSecret
+
 	after := m.snapshot(t)
 	for p, was := range before {
 		if after[p] != was {

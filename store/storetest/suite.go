@@ -454,6 +454,26 @@ func runPartners(t *testing.T, open func(t *testing.T) *store.DB) {
 		samePartner(t, "client's Partner", gp, p)
 	})
 
+	t.Run("InsertClient", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, open)
+		c := auth.Client{ID: "wc_second", PartnerID: b.partner.ID, SecretHash: randomHash(t), Status: auth.Active, CreatedAt: when}
+		mustNil(t, b.auth.InsertClient(ctx, c), "InsertClient")
+		gc, gp := b.clientWithPartner(t, c.ID)
+		if gc.PartnerID != c.PartnerID || !bytes.Equal(gc.SecretHash, c.SecretHash) || gc.Status != c.Status {
+			t.Errorf("Client = %+v, want %+v", gc, c)
+		}
+		samePartner(t, "the second client's Partner", gp, b.partner)
+		// The partner's first client is still there.
+		b.clientWithPartner(t, b.client.ID)
+
+		orphan := c
+		orphan.ID, orphan.PartnerID = "wc_orphan", uuid.New()
+		mustIs(t, b.auth.InsertClient(ctx, orphan), auth.ErrNotFound, "InsertClient for an unknown partner")
+		_, _, err := b.auth.ClientWithPartner(ctx, orphan.ID)
+		mustIs(t, err, auth.ErrNotFound, "ClientWithPartner of the refused client")
+	})
+
 	t.Run("UnknownIsNotFound", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t, open)
