@@ -80,7 +80,9 @@ func (b *batcher[K, V]) close() {
 // fetch runs a batcher's read and hands scan each row. It goes to the pool
 // directly, outside the gate: each batcher has a connection of its own there.
 func (db *DB) fetch(ctx context.Context, scan func(scanner) error, query string, arg any) error {
-	return sqlStmts{db.read}.one(ctx, read{query: query, args: []any{arg}, scan: each(scan)})
+	return db.again(ctx, func() error {
+		return sqlStmts{db.read}.query(ctx, read{query: query, args: []any{arg}, scan: each(scan)})
+	})
 }
 
 // drain appends to batch what is waiting on ch, without waiting, until batch

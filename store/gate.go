@@ -47,15 +47,17 @@ func (g *gate) leave() {
 type pooled struct{ db *DB }
 
 func (p pooled) query(ctx context.Context, reads ...read) error {
-	if err := p.db.gate.enter(ctx); err != nil {
-		return err
-	}
-	defer p.db.gate.leave()
-	var q querier = p.db.read
-	if p.db.readStmts != nil {
-		q = p.db.readStmts
-	}
-	return sqlStmts{q}.query(ctx, reads...)
+	return p.db.again(ctx, func() error {
+		if err := p.db.gate.enter(ctx); err != nil {
+			return err
+		}
+		defer p.db.gate.leave()
+		var q querier = p.db.read
+		if p.db.readStmts != nil {
+			q = p.db.readStmts
+		}
+		return sqlStmts{q}.query(ctx, reads...)
+	})
 }
 
 // row is a one-row read outside a transaction, run when it is scanned.

@@ -168,9 +168,10 @@ func (p *pipeline) rollback(ctx context.Context) {
 func (db *DB) pipelined(ctx context.Context, fn func(context.Context, *pipeline) error) error {
 	return db.withConn(ctx, func(conn *pgx.Conn) error {
 		p := &pipeline{conn: conn, begin: "BEGIN"}
-		err := fn(ctx, p)
+		// Before COMMIT nothing took effect: fn may run again (DB.retry).
+		err := db.unsentIfLost(fn(ctx, p))
 		if err == nil {
-			err = p.commit(ctx)
+			err = p.commit(ctx) // a lost COMMIT may have taken effect: not run again
 		}
 		if err != nil {
 			p.rollback(ctx)
@@ -211,9 +212,10 @@ type pgReads struct{ db *DB }
 var _ stmts = pgReads{}
 
 func (r pgReads) query(ctx context.Context, reads ...read) error {
-	return r.db.withConn(ctx, func(conn *pgx.Conn) error {
+	err := r.db.withConn(ctx, func(conn *pgx.Conn) error {
 		return (&pipeline{conn: conn, readOnly: true}).query(ctx, reads...)
 	})
+	return r.db.unsentIfLost(err) // a View may run again (DB.retry)
 }
 
 func (pgReads) exec(context.Context, string, ...any) (int64, error) { return 0, errReadOnly }

@@ -95,22 +95,27 @@ func (s sqlStmts) execLater(ctx context.Context, mapErr func(error) error, query
 	return err
 }
 
+// query runs reads one after another. When the first cannot start, nothing
+// has been read: the error says the reads may run again (unsent).
 func (s sqlStmts) query(ctx context.Context, reads ...read) error {
-	for _, rd := range reads {
-		if err := s.one(ctx, rd); err != nil {
+	for i, rd := range reads {
+		r, err := s.q.QueryContext(ctx, rd.query, rd.args...)
+		if err != nil {
+			if i == 0 {
+				return markUnsent(err)
+			}
+			return err
+		}
+		if err := scanAll(r, rd.scan); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (s sqlStmts) one(ctx context.Context, rd read) error {
-	r, err := s.q.QueryContext(ctx, rd.query, rd.args...)
-	if err != nil {
-		return err
-	}
+func scanAll(r *sql.Rows, scan func(rows) error) error {
 	defer r.Close()
-	if err := rd.scan(r); err != nil {
+	if err := scan(r); err != nil {
 		return err
 	}
 	return r.Err()

@@ -115,10 +115,11 @@ func (db *DB) inTx(ctx context.Context, pool *sql.DB, opts *sql.TxOptions, fn fu
 }
 
 // retry runs a transaction again, with jittered backoff, while it fails on a
-// serialization failure, a deadlock or a busy database.
+// serialization failure, a deadlock or a busy database, and at once (again)
+// while it fails on a lost connection before its COMMIT was sent.
 func (db *DB) retry(ctx context.Context, try func() error) error {
 	for attempt := 1; ; attempt++ {
-		err := try()
+		err := db.again(ctx, try)
 		if err == nil || attempt == maxAttempts || !db.eng.retryable(err) {
 			return err
 		}
@@ -145,13 +146,13 @@ func (db *DB) tryTx(ctx context.Context, pool *sql.DB, opts *sql.TxOptions, fn f
 	defer db.gate.leave()
 	tx, err := pool.BeginTx(ctx, opts)
 	if err != nil {
-		return err
+		return db.unsentIfLost(err)
 	}
 	if err := fn(ctx, tx); err != nil {
 		_ = tx.Rollback()
-		return err
+		return db.unsentIfLost(err) // fn may run again (inTx's contract)
 	}
-	return tx.Commit()
+	return tx.Commit() // a lost COMMIT may have taken effect: not run again
 }
 
 // Update runs fn in a read-write transaction (wallet.Store).
@@ -194,9 +195,23 @@ func (db *DB) walletTx(ctx context.Context, readOnly bool, fn func(context.Conte
 // exec runs one write statement. On SQLite it is queued with the write
 // transactions (a statement beside them could wait on SQLite's lock while
 // holding the connection a transaction needs to prepare its statements).
+//
+// On PostgreSQL it takes its turn at the gate, and runs again on a lost
+// connection (lost.go): every caller's statement has the same effect twice (it
+// sets given values, deletes, or inserts what is missing). Without that, an
+// idempotency claim whose release met a closed connection would hold its key
+// for the whole lease, and the partner's retry would wait it out.
 func (db *DB) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
 	if db.writeStmts == nil {
-		return db.write.ExecContext(ctx, query, args...)
+		var (
+			res sql.Result
+			err error
+		)
+		err = db.again(ctx, func() error {
+			res, err = db.execPooled(ctx, query, args...)
+			return db.unsentIfLost(err)
+		})
+		return res, err
 	}
 	var res sql.Result
 	err := db.inTx(ctx, db.write, nil, func(ctx context.Context, tx *sql.Tx) error {
@@ -205,6 +220,14 @@ func (db *DB) exec(ctx context.Context, query string, args ...any) (sql.Result, 
 		return err
 	})
 	return res, err
+}
+
+func (db *DB) execPooled(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if err := db.gate.enter(ctx); err != nil {
+		return nil, err
+	}
+	defer db.gate.leave()
+	return db.write.ExecContext(ctx, query, args...)
 }
 
 // querier runs tx's statements prepared where the engine benefits.
