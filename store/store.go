@@ -146,11 +146,11 @@ func (db *DB) tryTx(ctx context.Context, pool *sql.DB, opts *sql.TxOptions, fn f
 	defer db.gate.leave()
 	tx, err := pool.BeginTx(ctx, opts)
 	if err != nil {
-		return db.unsentIfLost(err)
+		return unsentIfLost(err)
 	}
 	if err := fn(ctx, tx); err != nil {
 		_ = tx.Rollback()
-		return db.unsentIfLost(err) // fn may run again (inTx's contract)
+		return unsentIfLost(err) // fn may run again (inTx's contract)
 	}
 	return tx.Commit() // a lost COMMIT may have taken effect: not run again
 }
@@ -209,7 +209,7 @@ func (db *DB) exec(ctx context.Context, query string, args ...any) (sql.Result, 
 		)
 		err = db.again(ctx, func() error {
 			res, err = db.execPooled(ctx, query, args...)
-			return db.unsentIfLost(err)
+			return unsentIfLost(err)
 		})
 		return res, err
 	}
