@@ -45,10 +45,10 @@ type authFixture struct {
 	clock *testClock
 }
 
-// newFixture returns a Service over a fresh SQLite database and a clock at a fixed time.
-func newFixture(t *testing.T, cfg auth.Config) authFixture {
+// newFixture returns a Service over a fresh database of engine e and a clock at a fixed time.
+func newFixture(t *testing.T, e storetest.Engine, cfg auth.Config) authFixture {
 	t.Helper()
-	db := storetest.Open(t, storetest.Engines()[0])
+	db := storetest.Open(t, e)
 	c := &testClock{now: time.Date(2024, 7, 10, 11, 3, 59, 0, time.UTC)}
 	cfg.Now = c.Now
 	st := db.AuthStore()
@@ -57,9 +57,9 @@ func newFixture(t *testing.T, cfg auth.Config) authFixture {
 
 // newGrant is where most scenarios start: a fresh fixture whose one partner
 // holds one token pair from the client_credentials grant.
-func newGrant(t *testing.T, cfg auth.Config) (authFixture, auth.Credentials, auth.Pair) {
+func newGrant(t *testing.T, e storetest.Engine, cfg auth.Config) (authFixture, auth.Credentials, auth.Pair) {
 	t.Helper()
-	f := newFixture(t, cfg)
+	f := newFixture(t, e, cfg)
 	cr := f.partner(t)
 	return f, cr, f.pair(t, cr)
 }
@@ -175,9 +175,36 @@ func wantExpiresAfter(t *testing.T, f authFixture, cr auth.Credentials, token st
 	wantVerify(t, f, token, auth.ErrUnauthorized, "at expiry")
 }
 
-func TestCreatePartner(t *testing.T) {
+// TestService runs every scenario of the service on every engine: its
+// promises (single-use refresh tokens, revocation, disabling that stops
+// tokens at once) rest on what each store does under them.
+func TestService(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t, auth.Config{})
+	scenarios := []struct {
+		name string
+		run  func(*testing.T, storetest.Engine)
+	}{
+		{"CreatePartner", testCreatePartner},
+		{"SecretRotation", testSecretRotation},
+		{"ClientCredentials", testClientCredentials},
+		{"ConfiguredTTL", testConfiguredTTL},
+		{"Verify", testVerify},
+		{"AccessTokenExpires", testAccessTokenExpires},
+		{"Refresh", testRefresh},
+		{"Disabled", testDisabled},
+		{"Revoke", testRevoke},
+	}
+	storetest.ForEach(t, func(t *testing.T, e storetest.Engine) {
+		t.Parallel()
+		for _, sc := range scenarios {
+			t.Run(sc.name, func(t *testing.T) { sc.run(t, e) })
+		}
+	})
+}
+
+func testCreatePartner(t *testing.T, e storetest.Engine) {
+	t.Parallel()
+	f := newFixture(t, e, auth.Config{})
 	ctx := t.Context()
 	cr := f.partner(t)
 
@@ -230,11 +257,11 @@ func TestCreatePartner(t *testing.T) {
 	}
 }
 
-// TestSecretRotation: a partner gets a second client, moves to it, and the
+// testSecretRotation: a partner gets a second client, moves to it, and the
 // old client is disabled; its tokens and secret stop at once, the new ones work.
-func TestSecretRotation(t *testing.T) {
+func testSecretRotation(t *testing.T, e storetest.Engine) {
 	t.Parallel()
-	f, old, oldPair := newGrant(t, auth.Config{})
+	f, old, oldPair := newGrant(t, e, auth.Config{})
 	ctx := t.Context()
 
 	created, err := f.svc.CreateClient(ctx, old.PartnerID)
@@ -278,9 +305,9 @@ func TestSecretRotation(t *testing.T) {
 	}
 }
 
-func TestClientCredentials(t *testing.T) {
+func testClientCredentials(t *testing.T, e storetest.Engine) {
 	t.Parallel()
-	f := newFixture(t, auth.Config{})
+	f := newFixture(t, e, auth.Config{})
 	cr := f.partner(t)
 	other := f.partner(t)
 
@@ -333,16 +360,16 @@ func TestClientCredentials(t *testing.T) {
 	}
 }
 
-func TestConfiguredTTL(t *testing.T) {
+func testConfiguredTTL(t *testing.T, e storetest.Engine) {
 	t.Parallel()
-	f, cr, p := newGrant(t, auth.Config{AccessTTL: time.Minute, RefreshTTL: time.Hour})
+	f, cr, p := newGrant(t, e, auth.Config{AccessTTL: time.Minute, RefreshTTL: time.Hour})
 	wantTTLs(t, p, time.Minute, time.Hour)
 	wantExpiresAfter(t, f, cr, p.AccessToken, time.Minute, time.Second)
 }
 
-func TestVerify(t *testing.T) {
+func testVerify(t *testing.T, e storetest.Engine) {
 	t.Parallel()
-	f, cr, p := newGrant(t, auth.Config{})
+	f, cr, p := newGrant(t, e, auth.Config{})
 
 	wantPrincipal(t, f, p.AccessToken, cr, "access token")
 	for _, c := range []struct{ name, token string }{
@@ -365,9 +392,9 @@ func flipChar(b byte) string {
 	return "A"
 }
 
-func TestAccessTokenExpires(t *testing.T) {
+func testAccessTokenExpires(t *testing.T, e storetest.Engine) {
 	t.Parallel()
-	f, cr, p := newGrant(t, auth.Config{})
+	f, cr, p := newGrant(t, e, auth.Config{})
 
 	wantExpiresAfter(t, f, cr, p.AccessToken, defaultAccessTTL, time.Nanosecond)
 	f.clock.Advance(time.Hour)
@@ -378,12 +405,12 @@ func TestAccessTokenExpires(t *testing.T) {
 	wantPrincipal(t, f, next.AccessToken, cr, "refreshed access token")
 }
 
-func TestRefresh(t *testing.T) {
+func testRefresh(t *testing.T, e storetest.Engine) {
 	t.Parallel()
 
 	t.Run("RotationAndReuse", func(t *testing.T) {
 		t.Parallel()
-		f, cr, first := newGrant(t, auth.Config{})
+		f, cr, first := newGrant(t, e, auth.Config{})
 
 		f.clock.Advance(time.Minute)
 		second := f.mustRefresh(t, cr, first.RefreshToken, "first exchange")
@@ -410,7 +437,7 @@ func TestRefresh(t *testing.T) {
 
 	t.Run("OtherFamiliesSurviveReuse", func(t *testing.T) {
 		t.Parallel()
-		f, cr, a := newGrant(t, auth.Config{})
+		f, cr, a := newGrant(t, e, auth.Config{})
 		b := f.pair(t, cr)
 		f.mustRefresh(t, cr, a.RefreshToken, "first exchange")
 		wantRefreshRefused(t, f, cr, a.RefreshToken, auth.InvalidGrant, "Refresh(replayed)")
@@ -420,7 +447,7 @@ func TestRefresh(t *testing.T) {
 
 	t.Run("Concurrent", func(t *testing.T) {
 		t.Parallel()
-		f, cr, p := newGrant(t, auth.Config{})
+		f, cr, p := newGrant(t, e, auth.Config{})
 
 		const n = 8
 		pairs := make([]auth.Pair, n)
@@ -456,7 +483,7 @@ func TestRefresh(t *testing.T) {
 
 	t.Run("Refusals", func(t *testing.T) {
 		t.Parallel()
-		f, cr, p := newGrant(t, auth.Config{})
+		f, cr, p := newGrant(t, e, auth.Config{})
 		other := f.partner(t)
 		otherPair := f.pair(t, other)
 		wrongSecret := auth.Credentials{ClientID: cr.ClientID, ClientSecret: other.ClientSecret}
@@ -474,13 +501,13 @@ func TestRefresh(t *testing.T) {
 
 	t.Run("Expired", func(t *testing.T) {
 		t.Parallel()
-		f, cr, p := newGrant(t, auth.Config{})
+		f, cr, p := newGrant(t, e, auth.Config{})
 		f.clock.Advance(defaultRefreshTTL)
 		wantRefreshRefused(t, f, cr, p.RefreshToken, auth.InvalidGrant, "Refresh(expired)")
 	})
 }
 
-func TestDisabled(t *testing.T) {
+func testDisabled(t *testing.T, e storetest.Engine) {
 	t.Parallel()
 	disable := map[string]func(ctx context.Context, f authFixture, cr auth.Credentials, st auth.Status) error{
 		"Partner": func(ctx context.Context, f authFixture, cr auth.Credentials, st auth.Status) error {
@@ -493,7 +520,7 @@ func TestDisabled(t *testing.T) {
 	for name, set := range disable {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			f, cr, p := newGrant(t, auth.Config{})
+			f, cr, p := newGrant(t, e, auth.Config{})
 			other := f.partner(t)
 			op := f.pair(t, other)
 
@@ -517,7 +544,7 @@ func TestDisabled(t *testing.T) {
 	}
 	t.Run("Unknown", func(t *testing.T) {
 		t.Parallel()
-		f := newFixture(t, auth.Config{})
+		f := newFixture(t, e, auth.Config{})
 		if err := f.svc.SetPartnerStatus(t.Context(), uuid.New(), auth.Disabled); !errors.Is(err, auth.ErrNotFound) {
 			t.Errorf("SetPartnerStatus(unknown) = %v, want ErrNotFound", err)
 		}
@@ -527,12 +554,12 @@ func TestDisabled(t *testing.T) {
 	})
 }
 
-func TestRevoke(t *testing.T) {
+func testRevoke(t *testing.T, e storetest.Engine) {
 	t.Parallel()
 
 	t.Run("AccessToken", func(t *testing.T) {
 		t.Parallel()
-		f, cr, p := newGrant(t, auth.Config{})
+		f, cr, p := newGrant(t, e, auth.Config{})
 		sibling := f.pair(t, cr)
 		f.mustRevoke(t, cr, p.AccessToken, "Revoke(access token)")
 		wantVerify(t, f, p.AccessToken, auth.ErrUnauthorized, "revoked access token")
@@ -546,7 +573,7 @@ func TestRevoke(t *testing.T) {
 
 	t.Run("RefreshTokenRevokesFamily", func(t *testing.T) {
 		t.Parallel()
-		f, cr, first := newGrant(t, auth.Config{})
+		f, cr, first := newGrant(t, e, auth.Config{})
 		second := f.mustRefresh(t, cr, first.RefreshToken, "first exchange")
 		unrelated := f.pair(t, cr)
 		f.mustRevoke(t, cr, second.RefreshToken, "Revoke(refresh token)")
@@ -558,7 +585,7 @@ func TestRevoke(t *testing.T) {
 
 	t.Run("OtherClientsTokenIgnored", func(t *testing.T) {
 		t.Parallel()
-		f, other, p := newGrant(t, auth.Config{})
+		f, other, p := newGrant(t, e, auth.Config{})
 		cr := f.partner(t)
 		for _, tok := range []string{p.AccessToken, p.RefreshToken} {
 			f.mustRevoke(t, cr, tok, "Revoke(another client's token)")
@@ -569,7 +596,7 @@ func TestRevoke(t *testing.T) {
 
 	t.Run("Refusals", func(t *testing.T) {
 		t.Parallel()
-		f, cr, p := newGrant(t, auth.Config{})
+		f, cr, p := newGrant(t, e, auth.Config{})
 		wrongSecret := auth.Credentials{ClientID: cr.ClientID, ClientSecret: "wcs_wrong"}
 		f.mustRevoke(t, cr, "wat_unknown", "Revoke(unknown token)")
 		wantOAuth(t, f.revoke(t, cr, ""), auth.InvalidRequest, "Revoke(no token)")
