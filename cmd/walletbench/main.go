@@ -56,7 +56,10 @@ Access tokens are renewed shortly before they expire, and at once after a 401.
 Results: per operation count, throughput, latency p50/p95/p99/max and errors by
 HTTP status and protocol code (an operation of two requests is timed as a whole,
 and each request on its own line as well). INSUFFICIENT_FUNDS and LIMIT_EXCEEDED
-are expected business refusals; every other error is unexpected. Then walletd's
+are expected business refusals; every other error is unexpected. Then the CPU
+time walletbench used during the run, and walletd's (with --pid), in all and per
+completed operation: on a shared machine the load generator's share shows, and
+CPU per operation compares across machines better than rates do. Then walletd's
 memory (with --pid) and the ledger audit of --db.
 
 Exit status: 0 when the audit holds and no unexpected error occurred, 1 otherwise,
@@ -143,7 +146,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.BoolVar(&cfg.hot, "hot", false, "send every payment to one TSP (implies a single partner)")
 	fs.BoolVar(&cfg.json, "json", false, "print the result as one JSON object on stdout")
 	fs.Uint64Var(&cfg.seed, "seed", 0, "random seed for phones and the workload (0: pick one; the result shows it)")
-	fs.IntVar(&cfg.pid, "pid", 0, "walletd's process id, to report its memory (Linux /proc)")
+	fs.IntVar(&cfg.pid, "pid", 0, "walletd's process id, to report its memory and CPU time (Linux /proc)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return cfg, err
@@ -219,8 +222,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	res.addSetup(fl, setupRec, setupTime)
 
 	fmt.Fprintf(stderr, "run: %d workers for %s, mix %s\n", cfg.concurrency, cfg.duration, cfg.mix)
+	cpu := startCPU(cfg.pid)
 	runRec, runTime := runLoad(ctx, cfg, fl, stderr)
 	res.addRun(cfg, fl, runRec, runTime)
+	res.addCPU(cpu)
 	res.Interrupted = ctx.Err() != nil
 
 	if cfg.pid > 0 {

@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -26,6 +27,7 @@ type result struct {
 	Setup            setupResult   `json:"setup"`
 	Run              runResult     `json:"run"`
 	Memory           *memoryResult `json:"memory,omitempty"`
+	CPU              *cpuResult    `json:"cpu,omitempty"`
 	Audit            auditResult   `json:"audit"`
 	UnexpectedErrors int64         `json:"unexpectedErrors"`
 	Interrupted      bool          `json:"interrupted"`
@@ -82,6 +84,19 @@ type memoryResult struct {
 	HWMkB int64  `json:"vmHWMkB,omitempty"`
 	RSSkB int64  `json:"vmRSSkB,omitempty"`
 	Error string `json:"error,omitempty"`
+}
+
+// cpuResult is the CPU time walletd and the benchmark itself used during the
+// run: figures that travel between machines better than rates do, and show
+// how much of a shared machine the load generator took.
+type cpuResult struct {
+	WalletdSeconds float64 `json:"walletdSeconds,omitempty"`
+	BenchSeconds   float64 `json:"benchSeconds"`
+	// Per completed operation (an operation of the run's table: a payment is
+	// its initialization and its payment).
+	WalletdMsPerOp float64 `json:"walletdMsPerOperation,omitempty"`
+	BenchMsPerOp   float64 `json:"benchMsPerOperation"`
+	Error          string  `json:"error,omitempty"`
 }
 
 type auditResult struct {
@@ -157,6 +172,91 @@ func (res *result) addMemory(pid int) {
 	m.HWMkB, m.RSSkB, err = parseProcStatus(f)
 	if err != nil {
 		m.Error = err.Error()
+	}
+}
+
+// cpuClock is the unit of /proc/PID/stat's times: USER_HZ, 100 on Linux
+// whatever the kernel's own tick.
+const cpuClock = 100
+
+// cpuTime returns the user and system CPU time a process has used so far.
+func cpuTime(pid int) (time.Duration, error) {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, err
+	}
+	return parseProcStat(string(data))
+}
+
+// parseProcStat reads utime and stime from a /proc/PID/stat line. The command
+// name, in parentheses, may itself hold spaces and parentheses, so the fields
+// are counted from the last ")".
+func parseProcStat(line string) (time.Duration, error) {
+	end := strings.LastIndexByte(line, ')')
+	if end < 0 {
+		return 0, errors.New("no command name in /proc/PID/stat")
+	}
+	fields := strings.Fields(line[end+1:])
+	const utime, stime = 11, 12 // fields 14 and 15 of the line; fields[0] is field 3
+	if len(fields) <= stime {
+		return 0, fmt.Errorf("/proc/PID/stat has %d fields after the name", len(fields))
+	}
+	var ticks int64
+	for _, i := range []int{utime, stime} {
+		n, err := strconv.ParseInt(fields[i], 10, 64)
+		if err != nil || n < 0 {
+			return 0, fmt.Errorf("/proc/PID/stat field %d: %q", i+3, fields[i])
+		}
+		ticks += n
+	}
+	return time.Duration(ticks) * time.Second / cpuClock, nil
+}
+
+// cpuMeter measures the CPU time walletd (pid, when known) and this process
+// use between start and stop.
+type cpuMeter struct {
+	pid            int
+	walletd, bench time.Duration
+	err            error
+}
+
+func startCPU(pid int) *cpuMeter {
+	m := &cpuMeter{pid: pid}
+	m.walletd, m.bench, m.err = m.read()
+	return m
+}
+
+func (m *cpuMeter) read() (walletd, bench time.Duration, err error) {
+	if bench, err = cpuTime(os.Getpid()); err != nil || m.pid <= 0 {
+		return 0, bench, err
+	}
+	walletd, err = cpuTime(m.pid)
+	return walletd, bench, err
+}
+
+// addCPU reports what walletd and the benchmark used since m started, per
+// completed operation of the run.
+func (res *result) addCPU(m *cpuMeter) {
+	c := &cpuResult{}
+	res.CPU = c
+	walletd, bench, err := m.read()
+	if err = cmp.Or(m.err, err); err != nil {
+		c.Error = err.Error()
+		return
+	}
+	var done int64
+	for _, op := range res.Run.Operations {
+		done += op.OK
+	}
+	perOp := func(d time.Duration) float64 {
+		if done == 0 {
+			return 0
+		}
+		return float64(d.Microseconds()) / 1000 / float64(done)
+	}
+	c.BenchSeconds, c.BenchMsPerOp = (bench - m.bench).Seconds(), perOp(bench-m.bench)
+	if m.pid > 0 {
+		c.WalletdSeconds, c.WalletdMsPerOp = (walletd - m.walletd).Seconds(), perOp(walletd-m.walletd)
 	}
 }
 
@@ -249,6 +349,18 @@ func (res *result) writeText(w io.Writer) error {
 			p("\nwalletd memory (pid %d): %s\n", m.PID, m.Error)
 		} else {
 			p("\nwalletd memory (pid %d): peak VmHWM %s, now VmRSS %s\n", m.PID, mib(m.HWMkB), mib(m.RSSkB))
+		}
+	}
+
+	if c := res.CPU; c != nil {
+		switch {
+		case c.Error != "":
+			p("CPU time: %s\n", c.Error)
+		case res.Memory != nil:
+			p("CPU time during the run: walletd %.1f s (%.3f ms per operation), walletbench %.1f s (%.3f ms per operation)\n",
+				c.WalletdSeconds, c.WalletdMsPerOp, c.BenchSeconds, c.BenchMsPerOp)
+		default:
+			p("\nCPU time during the run: walletbench %.1f s (%.3f ms per operation); --pid adds walletd's\n", c.BenchSeconds, c.BenchMsPerOp)
 		}
 	}
 

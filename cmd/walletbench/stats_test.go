@@ -1,8 +1,10 @@
 package main
 
 import (
+	"crypto/sha256"
 	"math"
 	"math/rand/v2"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -302,5 +304,53 @@ func TestParseProcStatus(t *testing.T) {
 				t.Errorf("got %d %d %v, want %d %d error %v", hwm, rss, err, tt.hwm, tt.rss, tt.wantErr)
 			}
 		})
+	}
+}
+
+func TestParseProcStat(t *testing.T) {
+	tests := []struct {
+		name    string
+		line    string
+		want    time.Duration
+		wantErr bool
+	}{
+		{"process", "4242 (walletd) S 1 4242 4242 0 -1 4194560 1200 0 0 0 1234 56 0 0 20 0 12 0 100 0 0\n", 12900 * time.Millisecond, false},
+		{"name with spaces and parentheses", "7 (a b) (c)) R 1 7 7 0 -1 0 0 0 0 0 250 50 0 0 20 0 1 0 5 0 0\n", 3 * time.Second, false},
+		{"cut short", "7 (walletd) S 1 7 7\n", 0, true},
+		{"no name", "7 walletd S 1 7 7 0 -1 0 0 0 0 0 250 50\n", 0, true},
+		{"garbage time", "7 (walletd) S 1 7 7 0 -1 0 0 0 0 0 x 50 0 0\n", 0, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := parseProcStat(tt.line)
+			if (err != nil) != tt.wantErr || got != tt.want {
+				t.Errorf("parseProcStat = %v, %v; want %v, error %v", got, err, tt.want, tt.wantErr)
+			}
+		})
+	}
+}
+
+// TestCPUMeter: the meter sees the CPU this process burns, and reports it per
+// completed operation.
+func TestCPUMeter(t *testing.T) {
+	if _, err := os.Stat("/proc/self/stat"); err != nil {
+		t.Skip("no /proc here")
+	}
+	res := &result{Run: runResult{Operations: []opResult{{Name: "payment", OK: 300}, {Name: "info", OK: 100}}}}
+	m := startCPU(os.Getpid())
+	for start := time.Now(); time.Since(start) < 300*time.Millisecond; {
+		_ = sha256.Sum256([]byte(start.String()))
+	}
+	res.addCPU(m)
+	c := res.CPU
+	if c.Error != "" {
+		t.Fatal(c.Error)
+	}
+	// Both figures measure this process; ticks are 10 ms.
+	if c.BenchSeconds < 0.1 || c.WalletdSeconds < 0.1 {
+		t.Errorf("CPU seconds = %v (walletd) and %v (bench), want about 0.3 each", c.WalletdSeconds, c.BenchSeconds)
+	}
+	if want := c.BenchSeconds * 1000 / 400; math.Abs(c.BenchMsPerOp-want) > 1e-9 {
+		t.Errorf("ms per operation = %v, want %v (%v s over 400 operations)", c.BenchMsPerOp, want, c.BenchSeconds)
 	}
 }
