@@ -88,6 +88,9 @@ func TestClosedConnectionsAreReplaced(t *testing.T) {
 		{"statement", func() error { return db.IdempotencyStore().Release(ctx, missing, "key") }},
 		{"audit", func() error { _, err := db.Audit(ctx); return err }},
 	}
+	// pgx pings a connection idle for over a second before handing it out,
+	// which would find it closed without walletd's help: each call follows
+	// its termination at once, well within that second.
 	for _, op := range ops {
 		// The pool holds what the call before used (and the batchers
 		// theirs); the server now closes all of them.

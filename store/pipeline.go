@@ -169,7 +169,7 @@ func (db *DB) pipelined(ctx context.Context, fn func(context.Context, *pipeline)
 	return db.withConn(ctx, func(conn *pgx.Conn) error {
 		p := &pipeline{conn: conn, begin: "BEGIN"}
 		// Before COMMIT nothing took effect: fn may run again (DB.retry).
-		err := unsentIfLost(fn(ctx, p))
+		err := rerunnableIfLost(fn(ctx, p))
 		if err == nil {
 			err = p.commit(ctx) // a lost COMMIT may have taken effect: not run again
 		}
@@ -215,7 +215,7 @@ func (r pgReads) query(ctx context.Context, reads ...read) error {
 	err := r.db.withConn(ctx, func(conn *pgx.Conn) error {
 		return (&pipeline{conn: conn, readOnly: true}).query(ctx, reads...)
 	})
-	return unsentIfLost(err) // a View may run again (DB.retry)
+	return rerunnableIfLost(err) // a View may run again (DB.retry)
 }
 
 func (pgReads) exec(context.Context, string, ...any) (int64, error) { return 0, errReadOnly }

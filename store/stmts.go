@@ -96,13 +96,13 @@ func (s sqlStmts) execLater(ctx context.Context, mapErr func(error) error, query
 }
 
 // query runs reads one after another. When the first cannot start, nothing
-// has been read: the error says the reads may run again (unsent).
+// has been read: the reads may run again (rerunnable) if the connection was lost.
 func (s sqlStmts) query(ctx context.Context, reads ...read) error {
 	for i, rd := range reads {
 		r, err := s.q.QueryContext(ctx, rd.query, rd.args...)
 		if err != nil {
 			if i == 0 {
-				return markUnsent(err)
+				return rerunnableIfLost(err)
 			}
 			return err
 		}

@@ -146,11 +146,11 @@ func (db *DB) tryTx(ctx context.Context, pool *sql.DB, opts *sql.TxOptions, fn f
 	defer db.gate.leave()
 	tx, err := pool.BeginTx(ctx, opts)
 	if err != nil {
-		return unsentIfLost(err)
+		return rerunnableIfLost(err)
 	}
 	if err := fn(ctx, tx); err != nil {
 		_ = tx.Rollback()
-		return unsentIfLost(err) // fn may run again (inTx's contract)
+		return rerunnableIfLost(err) // fn may run again (inTx's contract)
 	}
 	return tx.Commit() // a lost COMMIT may have taken effect: not run again
 }
@@ -200,7 +200,12 @@ func (db *DB) walletTx(ctx context.Context, readOnly bool, fn func(context.Conte
 // connection (lost.go): every caller's statement has the same effect twice (it
 // sets given values, deletes, or inserts what is missing). Without that, an
 // idempotency claim whose release met a closed connection would hold its key
-// for the whole lease, and the partner's retry would wait it out.
+// for the whole lease, and the partner's retry would wait it out. A statement
+// that did take effect before its answer was lost runs on what changed in
+// between: a released claim taken again meanwhile is released once more, or
+// a job's rescheduling clears a lease taken meanwhile. Neither moves money
+// twice: operations carry their own unique Idempotency-Key and payment token,
+// and job handlers are idempotent.
 func (db *DB) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
 	if db.writeStmts == nil {
 		var (
@@ -209,7 +214,7 @@ func (db *DB) exec(ctx context.Context, query string, args ...any) (sql.Result, 
 		)
 		err = db.again(ctx, func() error {
 			res, err = db.execPooled(ctx, query, args...)
-			return unsentIfLost(err)
+			return rerunnableIfLost(err)
 		})
 		return res, err
 	}
