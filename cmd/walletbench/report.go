@@ -90,6 +90,7 @@ type memoryResult struct {
 // run: figures that travel between machines better than rates do, and show
 // how much of a shared machine the load generator took.
 type cpuResult struct {
+	PID            int     `json:"pid,omitempty"` // walletd's, when given
 	WalletdSeconds float64 `json:"walletdSeconds,omitempty"`
 	BenchSeconds   float64 `json:"benchSeconds"`
 	// Per completed operation (an operation of the run's table: a payment is
@@ -256,6 +257,7 @@ func (res *result) addCPU(m *cpuMeter) {
 	}
 	c.BenchSeconds, c.BenchMsPerOp = (bench - m.bench).Seconds(), perOp(bench-m.bench)
 	if m.pid > 0 {
+		c.PID = m.pid
 		c.WalletdSeconds, c.WalletdMsPerOp = (walletd - m.walletd).Seconds(), perOp(walletd-m.walletd)
 	}
 }
@@ -355,8 +357,8 @@ func (res *result) writeText(w io.Writer) error {
 	if c := res.CPU; c != nil {
 		switch {
 		case c.Error != "":
-			p("CPU time: %s\n", c.Error)
-		case res.Memory != nil:
+			p("\nCPU time: %s\n", c.Error)
+		case c.PID > 0:
 			p("CPU time during the run: walletd %.1f s (%.3f ms per operation), walletbench %.1f s (%.3f ms per operation)\n",
 				c.WalletdSeconds, c.WalletdMsPerOp, c.BenchSeconds, c.BenchMsPerOp)
 		default:
