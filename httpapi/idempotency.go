@@ -94,11 +94,11 @@ func (s *Server) idempotent(h handlerFunc) handlerFunc {
 		partner := principal(r).PartnerID
 		hash := requestHash(r, body)
 
-		rec, claimed, err := s.waitClaim(r.Context(), partner, key, hash)
+		rec, claimedAt, err := s.waitClaim(r.Context(), partner, key, hash)
 		if err != nil {
 			return err
 		}
-		if !claimed {
+		if claimedAt.IsZero() {
 			if !bytes.Equal(rec.Hash, hash) {
 				return wallet.Fail(wallet.CodeIdempotencyReused)
 			}
@@ -116,9 +116,9 @@ func (s *Server) idempotent(h handlerFunc) handlerFunc {
 		// Only final answers are kept; after a 5xx the partner may simply retry.
 		ctx := context.WithoutCancel(r.Context())
 		if buf.status < 500 {
-			err = s.cfg.Idempotency.Finish(ctx, partner, key, buf.status, buf.body.Bytes())
+			err = s.cfg.Idempotency.Finish(ctx, partner, key, claimedAt, buf.status, buf.body.Bytes())
 		} else {
-			err = s.cfg.Idempotency.Release(ctx, partner, key)
+			err = s.cfg.Idempotency.Release(ctx, partner, key, claimedAt)
 		}
 		if err != nil {
 			s.log.WarnContext(ctx, "idempotency record", "error", err.Error())
@@ -130,19 +130,27 @@ func (s *Server) idempotent(h handlerFunc) handlerFunc {
 }
 
 // waitClaim claims the key, or waits while a concurrent request with it runs.
-func (s *Server) waitClaim(ctx context.Context, partner uuid.UUID, key string, hash []byte) (idempotency.Record, bool, error) {
+// claimedAt is when this request claimed the key (Finish and Release name the
+// claim by it), zero when the key was held and rec is its record.
+func (s *Server) waitClaim(ctx context.Context, partner uuid.UUID, key string, hash []byte) (rec idempotency.Record, claimedAt time.Time, err error) {
 	deadline := time.Now().Add(idempotencyWait)
 	for {
-		rec, claimed, err := s.cfg.Idempotency.Begin(ctx, partner, key, hash, time.Now(), idempotencyLease, idempotency.TTL)
-		if err != nil || claimed || rec.Status != 0 || !bytes.Equal(rec.Hash, hash) {
-			return rec, claimed, err
+		now := time.Now()
+		rec, claimed, err := s.cfg.Idempotency.Begin(ctx, partner, key, hash, now, idempotencyLease, idempotency.TTL)
+		switch {
+		case err != nil:
+			return rec, time.Time{}, err
+		case claimed:
+			return rec, now, nil
+		case rec.Status != 0 || !bytes.Equal(rec.Hash, hash):
+			return rec, time.Time{}, nil
 		}
 		if time.Now().After(deadline) {
-			return rec, false, errStillRunning
+			return rec, time.Time{}, errStillRunning
 		}
 		select {
 		case <-ctx.Done():
-			return rec, false, ctx.Err()
+			return rec, time.Time{}, ctx.Err()
 		case <-time.After(25 * time.Millisecond):
 		}
 	}

@@ -5,6 +5,7 @@ package idempotency
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/google/uuid"
@@ -20,11 +21,18 @@ type Store interface {
 	// and false. A running claim older than lease, or any record older than
 	// ttl, is taken over.
 	Begin(ctx context.Context, partnerID uuid.UUID, key string, hash []byte, now time.Time, lease, ttl time.Duration) (Record, bool, error)
-	// Finish stores the answer of a claimed key.
-	Finish(ctx context.Context, partnerID uuid.UUID, key string, status int, body []byte) error
-	// Release gives up a claim whose request had no final answer (5xx).
-	Release(ctx context.Context, partnerID uuid.UUID, key string) error
+	// Finish stores the answer of the claim made by the Begin whose now was
+	// claimedAt. ErrClaimLost when that claim is no longer there: its lease ran
+	// out and another request took the key over, whose claim stays as it is.
+	Finish(ctx context.Context, partnerID uuid.UUID, key string, claimedAt time.Time, status int, body []byte) error
+	// Release gives up the claim made at claimedAt when its request had no
+	// final answer (5xx); a claim taken over since is left alone.
+	Release(ctx context.Context, partnerID uuid.UUID, key string, claimedAt time.Time) error
 }
+
+// ErrClaimLost is Finish's answer when the key was taken over by another
+// request since the claim (the first one outlived its lease).
+var ErrClaimLost = errors.New("idempotency: the claim was taken over by a later request")
 
 // Record is a stored answer; Status 0 means the first request is still running.
 type Record struct {

@@ -54,15 +54,22 @@ func (s idempotencyStore) Begin(ctx context.Context, partnerID uuid.UUID, key st
 	return rec, claimed, err
 }
 
-func (s idempotencyStore) Finish(ctx context.Context, partnerID uuid.UUID, key string, status int, body []byte) error {
-	_, err := s.db.exec(ctx, `UPDATE idempotency_keys SET status_code = $1, body = $2 WHERE partner_id = $3 AND key = $4`,
-		status, body, partnerID, key)
+func (s idempotencyStore) Finish(ctx context.Context, partnerID uuid.UUID, key string, claimedAt time.Time, status int, body []byte) error {
+	// Tied to the claim's time: an answer never lands on a later request's
+	// claim, and running the statement again (exec) finds the same row.
+	err := mustAffect(s.db.exec(ctx, `UPDATE idempotency_keys SET status_code = $1, body = $2
+		WHERE partner_id = $3 AND key = $4 AND created_at = $5`,
+		status, body, partnerID, key, micros(claimedAt)))
+	if isNotFound(err) {
+		return idempotency.ErrClaimLost
+	}
 	return err
 }
 
-func (s idempotencyStore) Release(ctx context.Context, partnerID uuid.UUID, key string) error {
-	_, err := s.db.exec(ctx, `DELETE FROM idempotency_keys WHERE partner_id = $1 AND key = $2 AND status_code = 0`,
-		partnerID, key)
+func (s idempotencyStore) Release(ctx context.Context, partnerID uuid.UUID, key string, claimedAt time.Time) error {
+	_, err := s.db.exec(ctx, `DELETE FROM idempotency_keys
+		WHERE partner_id = $1 AND key = $2 AND status_code = 0 AND created_at = $3`,
+		partnerID, key, micros(claimedAt))
 	return err
 }
 

@@ -85,7 +85,7 @@ func TestClosedConnectionsAreReplaced(t *testing.T) {
 		}},
 		{"one-row read", func() error { _, err := db.AuthStore().HasPartners(ctx); return err }},
 		{"many-row read", func() error { _, err := db.JobStore().PendingAge(ctx, time.Now()); return err }},
-		{"statement", func() error { return db.IdempotencyStore().Release(ctx, missing, "key") }},
+		{"statement", func() error { return db.IdempotencyStore().Release(ctx, missing, "key", time.Now()) }},
 		{"audit", func() error { _, err := db.Audit(ctx); return err }},
 	}
 	// pgx pings a connection idle for over a second before handing it out,

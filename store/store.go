@@ -202,10 +202,9 @@ func (db *DB) walletTx(ctx context.Context, readOnly bool, fn func(context.Conte
 // idempotency claim whose release met a closed connection would hold its key
 // for the whole lease, and the partner's retry would wait it out. A statement
 // that did take effect before its answer was lost runs on what changed in
-// between: a released claim taken again meanwhile is released once more, or
-// a job's rescheduling clears a lease taken meanwhile. Neither moves money
-// twice: operations carry their own unique Idempotency-Key and payment token,
-// and job handlers are idempotent.
+// between; idempotency claims are named by their time, so only a job's
+// rescheduling can then clear a lease taken meanwhile, and job handlers are
+// idempotent.
 func (db *DB) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
 	if db.writeStmts == nil {
 		var (

@@ -88,7 +88,7 @@ func TestNoWaitInsideThePool(t *testing.T) {
 		"row":         func() error { _, err := db.AuthStore().HasPartners(ctx); return err },
 		"rows":        func() error { _, err := db.JobStore().PendingAge(ctx, time.Now()); return err },
 		"webhook row": func() error { _, err := db.WebhookStore().Event(ctx, missing); return ignoreNotFound(err) },
-		"exec":        func() error { return db.IdempotencyStore().Release(ctx, missing, "key") },
+		"exec":        func() error { return db.IdempotencyStore().Release(ctx, missing, "key", time.Now()) },
 	}
 	var wg sync.WaitGroup
 	for name, op := range ops {

@@ -14,6 +14,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/perspektiva/walletd/auth"
+	"github.com/perspektiva/walletd/idempotency"
 	"github.com/perspektiva/walletd/money"
 	"github.com/perspektiva/walletd/store"
 	"github.com/perspektiva/walletd/wallet"
@@ -32,6 +33,61 @@ func Run(t *testing.T, open func(t *testing.T) *store.DB) {
 	t.Run("tsp", func(t *testing.T) { runTSP(t, open) })
 	t.Run("migrate", func(t *testing.T) { runMigrate(t, open) })
 	t.Run("service", func(t *testing.T) { runService(t, open) })
+	t.Run("idempotency", func(t *testing.T) { runIdempotency(t, open) })
+}
+
+// runIdempotency: a claim is named by its time, so the answer of a request
+// that outlived its lease never lands on the claim of the request that took
+// the key over, and releasing twice (a statement run again) is harmless.
+func runIdempotency(t *testing.T, open func(t *testing.T) *store.DB) {
+	t.Run("TakenOverClaimStaysWithItsHolder", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, open)
+		ctx := context.Background()
+		st, p, key := b.db.IdempotencyStore(), b.partner.ID, "order-42"
+		hash := []byte("request")
+		const lease, ttl = 10 * time.Second, 24 * time.Hour
+		begin := func(at time.Time, what string) (idempotency.Record, bool) {
+			t.Helper()
+			rec, claimed, err := st.Begin(ctx, p, key, hash, at, lease, ttl)
+			mustNil(t, err, what)
+			return rec, claimed
+		}
+
+		first := when
+		if _, claimed := begin(first, "first Begin"); !claimed {
+			t.Fatal("the first request did not claim a fresh key")
+		}
+		if rec, claimed := begin(first.Add(lease/2), "Begin within the lease"); claimed || rec.Status != 0 {
+			t.Fatalf("a second request within the lease: claimed %v, record %+v; want the running claim", claimed, rec)
+		}
+		second := first.Add(lease + time.Second)
+		if _, claimed := begin(second, "Begin after the lease"); !claimed {
+			t.Fatal("a request after the lease did not take the key over")
+		}
+
+		// The first request ends late: its answer and its release leave the
+		// second one's claim alone.
+		mustIs(t, st.Finish(ctx, p, key, first, 200, []byte(`{"late":true}`)), idempotency.ErrClaimLost, "Finish of the lost claim")
+		mustNil(t, st.Release(ctx, p, key, first), "Release of the lost claim")
+		if rec, claimed := begin(second.Add(time.Second), "Begin while the second runs"); claimed || rec.Status != 0 {
+			t.Fatalf("after the first request's late answer: claimed %v, record %+v; want the second's running claim", claimed, rec)
+		}
+
+		// The second request's answer is kept, also when its Finish runs twice.
+		for range 2 {
+			mustNil(t, st.Finish(ctx, p, key, second, 201, []byte(`{"ok":true}`)), "Finish of the live claim")
+		}
+		rec, claimed := begin(second.Add(lease+time.Second), "Begin after the answer")
+		if claimed || rec.Status != 201 || string(rec.Body) != `{"ok":true}` {
+			t.Fatalf("after the second request's answer: claimed %v, record %d %s; want 201 and its body", claimed, rec.Status, rec.Body)
+		}
+		// A release of a finished key changes nothing.
+		mustNil(t, st.Release(ctx, p, key, second), "Release of a finished claim")
+		if rec, _ := begin(second.Add(2*lease), "Begin after the release"); rec.Status != 201 {
+			t.Fatalf("a release removed the stored answer: %+v", rec)
+		}
+	})
 }
 
 // when is a fixed time with nanoseconds, which the store keeps to the microsecond.
