@@ -77,20 +77,45 @@ func (e *engine) retryable(err error) bool {
 	return false
 }
 
-// unavailable reports errors that mean the database is out of reach.
+// unavailable reports errors that mean the database is out of reach: a
+// connection the server ended (closedByServer), or no connection to be had.
 func (e *engine) unavailable(err error) bool {
 	if err == nil || errors.Is(err, context.Canceled) {
 		return false
 	}
+	var connErr *pgconn.ConnectError
+	if closedByServer(err) || errors.As(err, &connErr) {
+		return true
+	}
 	var pg *pgconn.PgError
 	if errors.As(err, &pg) {
-		// Class 08: connection exception; 57P01-57P03: shutdown, cannot connect now.
-		return pg.Code[:2] == "08" || pg.Code == "57P01" || pg.Code == "57P02" || pg.Code == "57P03" || pg.Code == "53300"
+		// Class 08: connection exception; 57P03: cannot connect now; 53300: too many connections.
+		return pg.Code[:2] == "08" || pg.Code == "57P03" || pg.Code == "53300"
 	}
 	var netErr net.Error
-	var connErr *pgconn.ConnectError
-	return errors.As(err, &netErr) || errors.As(err, &connErr) ||
-		errors.Is(err, driver.ErrBadConn) || errors.Is(err, sql.ErrConnDone) ||
-		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNREFUSED) ||
-		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, context.DeadlineExceeded)
+	return errors.As(err, &netErr) || errors.Is(err, sql.ErrConnDone) ||
+		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, context.DeadlineExceeded)
+}
+
+// closedByServer reports errors of a connection the server has ended: the
+// FATAL of a terminated backend or of a shutdown, or the socket found closed
+// (pgx reports a closed socket as io.ErrUnexpectedEOF). Work that meets one
+// may run again on another connection (lost.go). Failing to connect is not
+// one, whatever it wraps: running again would only fail again, and a server
+// that is down must answer 503 at once, not after every retry.
+func closedByServer(err error) bool {
+	if err == nil {
+		return false
+	}
+	var connect *pgconn.ConnectError
+	if errors.As(err, &connect) {
+		return false
+	}
+	var pg *pgconn.PgError
+	if errors.As(err, &pg) {
+		// Admin or crash shutdown, idle session timeout, connection failure.
+		return pg.Code == "57P01" || pg.Code == "57P02" || pg.Code == "57P05" || pg.Code == "08006"
+	}
+	return errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, syscall.EPIPE) || errors.Is(err, net.ErrClosed) || errors.Is(err, driver.ErrBadConn)
 }

@@ -2,13 +2,7 @@ package store
 
 import (
 	"context"
-	"database/sql/driver"
 	"errors"
-	"io"
-	"net"
-	"syscall"
-
-	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // A server restart, a failover or a terminated backend leaves connections in
@@ -40,28 +34,6 @@ func rerunnableIfLost(err error) error {
 func lostConn(ctx context.Context, err error) bool {
 	var r rerunnable
 	return err != nil && ctx.Err() == nil && errors.As(err, &r)
-}
-
-// closedByServer reports errors of a connection the server has ended: the
-// FATAL of a terminated backend or of a shutdown, or the socket found closed
-// (pgx reports a closed socket as io.ErrUnexpectedEOF). Failing to connect is
-// not one, whatever it wraps: running again would only fail again, and a
-// server that is down must answer 503 at once, not after every retry.
-func closedByServer(err error) bool {
-	if err == nil {
-		return false
-	}
-	var connect *pgconn.ConnectError
-	if errors.As(err, &connect) {
-		return false
-	}
-	var pg *pgconn.PgError
-	if errors.As(err, &pg) {
-		// Admin or crash shutdown, idle session timeout, connection failure.
-		return pg.Code == "57P01" || pg.Code == "57P02" || pg.Code == "57P05" || pg.Code == "08006"
-	}
-	return errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) ||
-		errors.Is(err, syscall.EPIPE) || errors.Is(err, net.ErrClosed) || errors.Is(err, driver.ErrBadConn)
 }
 
 // again runs try until it succeeds, fails otherwise than on a closed

@@ -49,6 +49,10 @@ func TestClosedByServer(t *testing.T) {
 		if got := closedByServer(c.err); got != c.want {
 			t.Errorf("%s: closedByServer = %v, want %v", c.name, got, c.want)
 		}
+		// A closed connection is one way of the database being out of reach.
+		if c.want && !postgresEngine.unavailable(c.err) {
+			t.Errorf("%s: closed by the server, but not unavailable (it would answer 500)", c.name)
+		}
 		// Work runs again only when its failure is marked and the caller
 		// still waits.
 		if got := lostConn(context.Background(), rerunnableIfLost(c.err)); got != c.want {

@@ -207,11 +207,8 @@ func (db *DB) walletTx(ctx context.Context, readOnly bool, fn func(context.Conte
 // idempotent.
 func (db *DB) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
 	if db.writeStmts == nil {
-		var (
-			res sql.Result
-			err error
-		)
-		err = db.again(ctx, func() error {
+		var res sql.Result
+		err := db.again(ctx, func() (err error) {
 			res, err = db.execPooled(ctx, query, args...)
 			return rerunnableIfLost(err)
 		})
