@@ -214,7 +214,7 @@ func parseProcStat(line string) (time.Duration, error) {
 }
 
 // cpuMeter measures the CPU time walletd (pid, when known) and this process
-// use between start and stop.
+// use from startCPU to addCPU.
 type cpuMeter struct {
 	pid            int
 	walletd, bench time.Duration

@@ -268,7 +268,7 @@ func crashSafety(t *testing.T, e storetest.Engine) {
 		"WALLET_TOPUP_TTL":            topUpTTL.String(),
 	}})
 	ctx := context.Background()
-	l := &load{t: t, c: procs.NewClient(t, p.URL(), partner.Credentials()), tsp: tsp, byKey: map[opKey]*intent{}}
+	l := &load{t: t, c: procs.NewClient(t, p.URL(), partner.Credentials(), nil, 2), tsp: tsp, byKey: map[opKey]*intent{}}
 
 	banks, err := l.c.Banks(ctx)
 	if err != nil || len(banks) == 0 {

@@ -85,12 +85,12 @@ func TestDatabaseConnectionLoss(t *testing.T) {
 	rec := &recorder{base: http.DefaultTransport}
 	l := &load{
 		t:        t,
-		c:        newClient(t, p.URL(), partner.Credentials(), rec, 2),
+		c:        procs.NewClient(t, p.URL(), partner.Credentials(), rec, 2),
 		tsp:      tsp,
 		byAmount: map[money.Amount]*payment{},
 	}
 	// The probe makes one attempt per call, so it sees the first success.
-	probe := newClient(t, p.URL(), partner.Credentials(), rec, 0)
+	probe := procs.NewClient(t, p.URL(), partner.Credentials(), rec, 0)
 	readyz := func() int {
 		hc := &http.Client{Transport: rec, Timeout: 5 * time.Second}
 		resp, err := hc.Get(p.URL() + "/readyz")
@@ -295,17 +295,6 @@ func terminate(db *sql.DB, app string) (int, error) {
 		WHERE datname = current_database() AND pid <> pg_backend_pid() AND application_name = $1) t
 		WHERE ended`, app).Scan(&n)
 	return n, err
-}
-
-func newClient(t *testing.T, base string, creds client.Credentials, rt http.RoundTripper, retries int) *client.Client {
-	t.Helper()
-	// Above httpapi's 10 s wait for a concurrent request with the same key.
-	hc := &http.Client{Transport: rt, Timeout: 20 * time.Second}
-	c, err := client.New(base, creds, client.WithHTTPClient(hc), client.WithRetries(retries), client.WithBackoff(50*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
 }
 
 // answer is one HTTP attempt, as the partner's side saw it.

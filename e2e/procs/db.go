@@ -38,13 +38,15 @@ func OpenDB(t testing.TB, dsn string) *sql.DB {
 }
 
 // NewClient returns an SDK client of the walletd at baseURL for tests that
-// restart the service: short pauses between its own retries, and a per-attempt
-// timeout above the 10 s a request waits for a concurrent one with its
-// Idempotency-Key.
-func NewClient(t testing.TB, baseURL string, creds client.Credentials) *client.Client {
+// restart the service or lose its database: short pauses between its own
+// retries, and a per-attempt timeout above the 10 s a request waits for a
+// concurrent one with its Idempotency-Key. transport, when not nil, carries
+// its requests (a test's recorder); retries is how often the SDK itself tries
+// again.
+func NewClient(t testing.TB, baseURL string, creds client.Credentials, transport http.RoundTripper, retries int) *client.Client {
 	t.Helper()
-	hc := &http.Client{Timeout: 20 * time.Second}
-	c, err := client.New(baseURL, creds, client.WithHTTPClient(hc), client.WithRetries(2), client.WithBackoff(50*time.Millisecond))
+	hc := &http.Client{Transport: transport, Timeout: 20 * time.Second}
+	c, err := client.New(baseURL, creds, client.WithHTTPClient(hc), client.WithRetries(retries), client.WithBackoff(50*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -71,7 +71,7 @@ func TestTwoNodesOnePostgres(t *testing.T) {
 	}
 	for i, name := range []string{"node-a", "node-b"} {
 		c.procs[i] = procs.Start(t, procs.Options{Name: name, DSN: dsn, Env: env})
-		c.clients[i] = procs.NewClient(t, c.procs[i].URL(), partner.Credentials())
+		c.clients[i] = procs.NewClient(t, c.procs[i].URL(), partner.Credentials(), nil, 2)
 	}
 	banks, err := c.node(0).Banks(context.Background())
 	if err != nil || len(banks) == 0 {
