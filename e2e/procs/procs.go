@@ -195,11 +195,18 @@ func CreateTSP(t testing.TB, dsn string, partnerID uuid.UUID, name string) uuid.
 	return tsp.TSPID
 }
 
-// Audit runs `walletd audit`: its output, and an error unless it exited 0.
-func Audit(t testing.TB, dsn string) (string, error) {
+// Audit runs `walletd audit` and fails the test (when names the moment) unless
+// it exited 0 with its "audit ok" summary, which it returns.
+func Audit(t testing.TB, dsn, when string) string {
 	t.Helper()
 	out, err := Command(t, dsn, "audit")
-	return strings.TrimSpace(out), err
+	out = strings.TrimSpace(out)
+	if err != nil {
+		t.Errorf("walletd audit %s: %v", when, err)
+	} else if !strings.HasPrefix(out, "audit ok") {
+		t.Errorf("walletd audit %s printed %q", when, out)
+	}
+	return out
 }
 
 // Options describe a `walletd serve` process.
