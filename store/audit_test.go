@@ -27,6 +27,7 @@ import (
 type auditFixture struct {
 	db  *store.DB
 	raw *sql.DB
+	svc *wallet.Service
 
 	partnerID        uuid.UUID
 	walletID, tspID  uuid.UUID
@@ -86,7 +87,7 @@ func newAuditFixture(t *testing.T, e storetest.Engine) *auditFixture {
 		return a
 	}
 
-	f := &auditFixture{db: db, raw: raw, partnerID: partner, walletID: w.ID, tspID: tsp.ID}
+	f := &auditFixture{db: db, raw: raw, svc: svc, partnerID: partner, walletID: w.ID, tspID: tsp.ID}
 	topUp, err := svc.Refill(ctx, partner, w.ID, rub("5000.00"), "")
 	must("refill", err)
 	topUp, err = svc.ConfirmTopUp(ctx, topUp.QRCID)
