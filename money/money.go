@@ -12,8 +12,6 @@
 //   - Format writes the report form "+12 345,00 ₽".
 package money
 
-import "math"
-
 // Amount is a sum of money in kopecks (1/100 rouble).
 //
 // Amounts read from the protocol are never negative, but negative values do
@@ -26,24 +24,6 @@ const Max Amount = 100_000_000_000
 
 // kopecksPerRouble is the scale of Amount.
 const kopecksPerRouble = 100
-
-// Add returns a+b, and false if the sum does not fit in an int64. Limits and
-// balances are summed from stored data; a silent wrap-around would turn a
-// huge total into a small or negative one and let an operation through.
-func (a Amount) Add(b Amount) (Amount, bool) {
-	if (b > 0 && a > math.MaxInt64-b) || (b < 0 && a < math.MinInt64-b) {
-		return 0, false
-	}
-	return a + b, true
-}
-
-// Sub returns a-b, and false if the difference does not fit in an int64.
-func (a Amount) Sub(b Amount) (Amount, bool) {
-	if (b < 0 && a > math.MaxInt64+b) || (b > 0 && a < math.MinInt64+b) {
-		return 0, false
-	}
-	return a - b, true
-}
 
 // magnitude returns |a| as a uint64, which, unlike -a, is also right for
 // math.MinInt64.
