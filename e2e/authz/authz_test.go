@@ -8,21 +8,14 @@ package authz
 
 import (
 	"bytes"
-	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
-	"os"
-	"os/exec"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -40,14 +33,14 @@ func TestAuthorizationMatrix(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the walletd binary")
 	}
-	bin := procs.Binary(t)
+	procs.Binary(t) // build once, before the engines
 	v, err := api.NewValidator()
 	if err != nil {
 		t.Fatal(err)
 	}
 	storetest.ForEach(t, func(t *testing.T, engine storetest.Engine) {
 		start := time.Now()
-		m := newMatrix(t, bin, engine.DSN(t), v)
+		m := newMatrix(t, engine.DSN(t), v)
 		m.run(t)
 		t.Logf("%s: %d matrix cells checked in %s", engine.Name, m.cells, time.Since(start).Round(time.Millisecond))
 	})
@@ -56,128 +49,28 @@ func TestAuthorizationMatrix(t *testing.T) {
 // ---------------------------------------------------------------------------
 // The walletd program: operator commands and servers.
 
-// environ is the whole environment the program gets, so that the machine's
-// WALLET_* variables never leak in.
-func environ(extra ...string) []string {
-	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.TempDir(), "WALLET_LOG_LEVEL=warn"}
-	if z := os.Getenv("ZONEINFO"); z != "" {
-		env = append(env, "ZONEINFO="+z)
-	}
-	return append(env, extra...)
-}
-
-// cli runs one operator command and returns its standard output.
-func cli(t *testing.T, bin string, args ...string) []byte {
+// serve starts `walletd serve` on a free port (procs.Start) and, when the test
+// ends, stops it with SIGTERM, which must end in a clean exit within 20s.
+func serve(t *testing.T, dsn, name string, env map[string]string) *procs.Process {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, args...)
-	cmd.Env = environ()
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("walletd %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
-	}
-	return stdout.Bytes()
+	p := procs.Start(t, procs.Options{Name: name, DSN: dsn, Env: env})
+	t.Cleanup(func() {
+		if err := p.Stop(20 * time.Second); err != nil {
+			t.Errorf("walletd serve (%s) did not stop cleanly: %v", name, err)
+		}
+	})
+	return p
 }
 
-// lockedBuffer collects a process's output.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// server is a running `walletd serve`.
-type server struct {
-	name string
-	url  string
-}
-
-// serve starts `walletd serve` on a free port and stops it (SIGTERM, then a
-// clean exit is required) when the test ends.
-func serve(t *testing.T, bin, dsn, name string, env ...string) *server {
+// cli runs one operator command (procs.Command adds --db) and returns its
+// standard output.
+func (m *matrix) cli(t *testing.T, args ...string) []byte {
 	t.Helper()
-	for attempt := 1; ; attempt++ {
-		addr := "127.0.0.1:" + freePort(t)
-		logs := &lockedBuffer{}
-		cmd := exec.Command(bin, "serve", "--db", dsn, "--addr", addr)
-		cmd.Env = environ(env...)
-		cmd.Stdout, cmd.Stderr = logs, logs
-		if err := cmd.Start(); err != nil {
-			t.Fatalf("start walletd serve: %v", err)
-		}
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
-		s := &server{name: name, url: "http://" + addr}
-		err := waitHealthy(s.url, done, 15*time.Second)
-		if err == nil {
-			t.Cleanup(func() {
-				_ = cmd.Process.Signal(syscall.SIGTERM)
-				select {
-				case err := <-done:
-					if err != nil {
-						t.Errorf("walletd serve (%s) did not stop cleanly: %v\n%s", name, err, logs.String())
-					}
-				case <-time.After(20 * time.Second):
-					_ = cmd.Process.Kill()
-					t.Errorf("walletd serve (%s) did not stop within 20s of SIGTERM", name)
-				}
-			})
-			return s
-		}
-		_ = cmd.Process.Kill()
-		<-done
-		if strings.Contains(logs.String(), "address already in use") && attempt < 3 {
-			continue
-		}
-		t.Fatalf("walletd serve (%s): %v\n%s", name, err, logs.String())
-	}
-}
-
-func freePort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	out, err := procs.Command(t, m.dsn, args...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, port, _ := net.SplitHostPort(ln.Addr().String())
-	if err := ln.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return port
-}
-
-func waitHealthy(u string, done <-chan error, within time.Duration) error {
-	probe := &http.Client{Timeout: time.Second}
-	deadline := time.Now().Add(within)
-	for time.Now().Before(deadline) {
-		select {
-		case err := <-done:
-			return fmt.Errorf("exited early: %v", err)
-		default:
-		}
-		if resp, err := probe.Get(u + "/healthz"); err == nil {
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
-	return errors.New("GET /healthz did not answer 200 in time")
+	return []byte(out)
 }
 
 // ---------------------------------------------------------------------------
@@ -196,13 +89,13 @@ type answer struct {
 }
 
 // send makes one request; authorization is the whole Authorization header ("" for none).
-func send(t *testing.T, s *server, method, path, authorization string, body []byte, header ...string) answer {
+func send(t *testing.T, s *procs.Process, method, path, authorization string, body []byte, header ...string) answer {
 	t.Helper()
 	var rdr io.Reader
 	if body != nil {
 		rdr = bytes.NewReader(body)
 	}
-	req, err := http.NewRequest(method, s.url+path, rdr)
+	req, err := http.NewRequest(method, s.URL()+path, rdr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -255,10 +148,10 @@ type tokenPair struct {
 }
 
 // pair asks s for a token pair of p (client_credentials, HTTP Basic).
-func pair(t *testing.T, s *server, p *partner) tokenPair {
+func pair(t *testing.T, s *procs.Process, p *partner) tokenPair {
 	t.Helper()
 	form := url.Values{"grant_type": {"client_credentials"}, "partner_id": {p.PartnerID}}
-	req, err := http.NewRequest(http.MethodPost, s.url+base+"/oauth/token", strings.NewReader(form.Encode()))
+	req, err := http.NewRequest(http.MethodPost, s.URL()+base+"/oauth/token", strings.NewReader(form.Encode()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -272,7 +165,7 @@ func pair(t *testing.T, s *server, p *partner) tokenPair {
 	data, _ := io.ReadAll(resp.Body)
 	var tp tokenPair
 	if resp.StatusCode != http.StatusOK || json.Unmarshal(data, &tp) != nil || tp.AccessToken == "" || tp.RefreshToken == "" {
-		t.Fatalf("token for partner %s from %s: %d %s", p.PartnerID, s.name, resp.StatusCode, data)
+		t.Fatalf("token for partner %s from %s: %d %s", p.PartnerID, s.URL(), resp.StatusCode, data)
 	}
 	return tp
 }
@@ -299,21 +192,21 @@ func (w walletOfA) secrets() map[string]string {
 // The matrix.
 
 type matrix struct {
-	bin, dsn  string
+	dsn       string
 	validator *api.Validator
-	main      *server // default token lifetimes
-	shortTTL  *server // WALLET_ACCESS_TOKEN_TTL=1s, same database
+	main      *procs.Process // default token lifetimes
+	shortTTL  *procs.Process // WALLET_ACCESS_TOKEN_TTL=1s, same database
 	a, b, c   *partner
 	w         walletOfA
 	cells     int
 }
 
-func newMatrix(t *testing.T, bin, dsn string, v *api.Validator) *matrix {
+func newMatrix(t *testing.T, dsn string, v *api.Validator) *matrix {
 	t.Helper()
-	m := &matrix{bin: bin, dsn: dsn, validator: v}
+	m := &matrix{dsn: dsn, validator: v}
 	m.a, m.b, m.c = m.createPartner(t, "A"), m.createPartner(t, "B"), m.createPartner(t, "C")
-	m.main = serve(t, bin, dsn, "main", "WALLET_SANDBOX_PAYOUT_DELAY=50ms")
-	m.shortTTL = serve(t, bin, dsn, "1s access TTL", "WALLET_ACCESS_TOKEN_TTL=1s", "WALLET_SANDBOX_PAYOUT_DELAY=50ms")
+	m.main = serve(t, dsn, "main", map[string]string{"WALLET_SANDBOX_PAYOUT_DELAY": "50ms"})
+	m.shortTTL = serve(t, dsn, "short-ttl", map[string]string{"WALLET_ACCESS_TOKEN_TTL": "1s", "WALLET_SANDBOX_PAYOUT_DELAY": "50ms"})
 	m.setUpWalletOfA(t)
 	return m
 }
@@ -321,13 +214,13 @@ func newMatrix(t *testing.T, bin, dsn string, v *api.Validator) *matrix {
 func (m *matrix) createPartner(t *testing.T, name string) *partner {
 	t.Helper()
 	var p partner
-	if err := json.Unmarshal(cli(t, m.bin, "partner", "create", "--db", m.dsn, "--name", "Партнёр "+name), &p); err != nil || p.PartnerID == "" {
+	if err := json.Unmarshal(m.cli(t, "partner", "create", "--name", "Партнёр "+name), &p); err != nil || p.PartnerID == "" {
 		t.Fatalf("partner create %s: %v", name, err)
 	}
 	var tsp struct {
 		TSPID string `json:"tspId"`
 	}
-	if err := json.Unmarshal(cli(t, m.bin, "tsp", "create", "--db", m.dsn, "--partner", p.PartnerID, "--name", "ТСП "+name), &tsp); err != nil || tsp.TSPID == "" {
+	if err := json.Unmarshal(m.cli(t, "tsp", "create", "--partner", p.PartnerID, "--name", "ТСП "+name), &tsp); err != nil || tsp.TSPID == "" {
 		t.Fatalf("tsp create %s: %v", name, err)
 	}
 	p.TSPID = tsp.TSPID
@@ -436,7 +329,7 @@ func (m *matrix) endpoints() []endpoint {
 // caller is one row of the matrix: who calls, and what each endpoint must answer.
 type caller struct {
 	name   string
-	server *server
+	server *procs.Process
 	// authorization is the Authorization header ("" for none); called before each request.
 	authorization func() string
 	want          func(ep endpoint) (status int, code string)
@@ -453,7 +346,7 @@ func (m *matrix) run(t *testing.T) {
 	// 1-second server that has expired.
 	revoked := pair(t, m.main, m.a)
 	form := url.Values{"token": {revoked.AccessToken}}
-	req, _ := http.NewRequest(http.MethodPost, m.main.url+base+"/oauth/revoke", strings.NewReader(form.Encode()))
+	req, _ := http.NewRequest(http.MethodPost, m.main.URL()+base+"/oauth/revoke", strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Authorization", basicAuth(m.a.ClientID, m.a.ClientSecret))
 	resp, err := client.Do(req)
@@ -503,7 +396,7 @@ func (m *matrix) run(t *testing.T) {
 
 	tokenB := pair(t, m.main, m.b).AccessToken
 	tokenC := pair(t, m.main, m.c).AccessToken
-	cli(t, m.bin, "partner", "disable", "--partner", m.c.PartnerID, "--db", m.dsn)
+	m.cli(t, "partner", "disable", "--partner", m.c.PartnerID)
 
 	fixed := func(h string) func() string { return func() string { return h } }
 	waitExpired := func() string {
@@ -542,21 +435,21 @@ func (m *matrix) run(t *testing.T) {
 
 	// A itself, disabled: its live token stops at once, on its own wallet too.
 	tokenA := pair(t, m.main, m.a).AccessToken
-	cli(t, m.bin, "partner", "disable", "--partner", m.a.PartnerID, "--db", m.dsn)
+	m.cli(t, "partner", "disable", "--partner", m.a.PartnerID)
 	m.row(t, caller{"disabled partner A (its own wallet)", m.main, fixed("Bearer " + tokenA), forbidden}, eps)
 	m.row(t, caller{"disabled partner A (1s server)", m.shortTTL, fixed("Bearer " + tokenA), forbidden}, eps)
-	cli(t, m.bin, "partner", "enable", "--partner", m.a.PartnerID, "--db", m.dsn)
+	m.cli(t, "partner", "enable", "--partner", m.a.PartnerID)
 
 	// A replaces its secret: a second client, then the first one disabled,
 	// whose live token stops at once. The rest of the test acts as A through
 	// the second client, on the same wallet.
 	var second partner
-	if err := json.Unmarshal(cli(t, m.bin, "client", "create", "--partner", m.a.PartnerID, "--db", m.dsn), &second); err != nil ||
+	if err := json.Unmarshal(m.cli(t, "client", "create", "--partner", m.a.PartnerID), &second); err != nil ||
 		second.PartnerID != m.a.PartnerID || second.ClientID == "" || second.ClientID == m.a.ClientID {
 		t.Fatalf("client create for A: %v (%+v)", err, second)
 	}
 	firstClient := pair(t, m.main, m.a).AccessToken
-	cli(t, m.bin, "client", "disable", "--client", m.a.ClientID, "--db", m.dsn)
+	m.cli(t, "client", "disable", "--client", m.a.ClientID)
 	m.row(t, caller{"A's disabled first client", m.main, fixed("Bearer " + firstClient), forbidden}, eps)
 	m.a.ClientID, m.a.ClientSecret = second.ClientID, second.ClientSecret
 
