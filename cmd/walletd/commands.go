@@ -89,10 +89,7 @@ func partner(ctx context.Context, args []string, env envFunc, stdout, stderr io.
 		if err != nil {
 			return err
 		}
-		status := auth.Active
-		if args[0] == "disable" {
-			status = auth.Disabled
-		}
+		status := statusFor(args[0])
 		return withAuth(ctx, *dsn, func(svc *auth.Service) error {
 			if err := svc.SetPartnerStatus(ctx, pid, status); err != nil {
 				return partnerNotFound(pid, err)
@@ -136,10 +133,7 @@ func clients(ctx context.Context, args []string, env envFunc, stdout, stderr io.
 		if *id == "" {
 			return fmt.Errorf("%w: --client is required", errUsage)
 		}
-		status := auth.Active
-		if args[0] == "disable" {
-			status = auth.Disabled
-		}
+		status := statusFor(args[0])
 		return withAuth(ctx, *dsn, func(svc *auth.Service) error {
 			err := svc.SetClientStatus(ctx, *id, status)
 			if errors.Is(err, auth.ErrNotFound) {
@@ -152,6 +146,14 @@ func clients(ctx context.Context, args []string, env envFunc, stdout, stderr io.
 		})
 	}
 	return fmt.Errorf("%w: %s", errUsage, clientUsage)
+}
+
+// statusFor is the status the verb "disable" or "enable" sets.
+func statusFor(verb string) auth.Status {
+	if verb == "disable" {
+		return auth.Disabled
+	}
+	return auth.Active
 }
 
 // withAuth runs fn with the auth service of the database at dsn.
