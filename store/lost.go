@@ -30,7 +30,8 @@ func rerunnableIfLost(err error) error {
 	return rerunnable{err}
 }
 
-// lostConn reports a failure that again runs again, while the caller waits.
+// lostConn reports a failure that DB.again runs again: marked rerunnable, with
+// the caller still waiting.
 func lostConn(ctx context.Context, err error) bool {
 	var r rerunnable
 	return err != nil && ctx.Err() == nil && errors.As(err, &r)
