@@ -90,6 +90,35 @@ func TestCLIPartnerCreate(t *testing.T) {
 				t.Errorf("partner %s printed %q", cmd, out)
 			}
 		}
+
+		// client create gives the partner a second client with a secret of
+		// its own; disable and enable set that client's status in the database.
+		out, errOut, err = runCmd(t, env, "client", "create", "--db", dsn, "--partner", pid)
+		if err != nil {
+			t.Fatalf("client create: %v\n%s", err, errOut)
+		}
+		var client map[string]string
+		if err := json.Unmarshal([]byte(out), &client); err != nil || len(client) != 3 || client["partnerId"] != pid ||
+			client["clientId"] == "" || client["clientId"] == creds["clientId"] ||
+			client["clientSecret"] == "" || client["clientSecret"] == creds["clientSecret"] {
+			t.Fatalf("client create printed %q", out)
+		}
+		raw := storetest.Raw(t, dsn)
+		for _, cmd := range []string{"disable", "enable"} {
+			out, errOut, err = runCmd(t, env, "client", cmd, "--db", dsn, "--client", client["clientId"])
+			if err != nil {
+				t.Fatalf("client %s: %v\n%s", cmd, err, errOut)
+			}
+			want := map[string]string{"disable": "DISABLED", "enable": "ACTIVE"}[cmd]
+			var got map[string]string
+			if err := json.Unmarshal([]byte(out), &got); err != nil || got["status"] != want || got["clientId"] != client["clientId"] {
+				t.Errorf("client %s printed %q", cmd, out)
+			}
+			var stored string
+			if err := raw.QueryRow(`SELECT status FROM oauth_clients WHERE id = $1`, client["clientId"]).Scan(&stored); err != nil || stored != want {
+				t.Errorf("after client %s the client's status is %q (%v), want %s", cmd, stored, err, want)
+			}
+		}
 	})
 }
 
