@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"io"
@@ -19,42 +20,48 @@ import (
 // again; failing to connect, a timeout and the errors of the work itself do not.
 func TestClosedByServer(t *testing.T) {
 	t.Parallel()
+	// closed: the server ended the connection, so work may run again;
+	// unavailable: the database is out of reach, so the answer is 503. Every
+	// closed connection is unavailable, but not the other way round: a server
+	// that cannot be reached answers 503 at once, without running anything again.
 	cases := []struct {
-		name string
-		err  error
-		want bool
+		name                string
+		err                 error
+		closed, unavailable bool
 	}{
-		{"terminated backend", &pgconn.PgError{Severity: "FATAL", Code: "57P01"}, true},
-		{"server crash", &pgconn.PgError{Severity: "FATAL", Code: "57P02"}, true},
-		{"idle session timeout", &pgconn.PgError{Severity: "FATAL", Code: "57P05"}, true},
-		{"socket closed mid-read", fmt.Errorf("read: %w", io.ErrUnexpectedEOF), true},
-		{"connection reset", fmt.Errorf("write: %w", syscall.ECONNRESET), true},
-		{"broken pipe", fmt.Errorf("write: %w", syscall.EPIPE), true},
-		{"cannot connect: closed at once", refusedConnect(t), false},
-		{"server refusing connections", &pgconn.PgError{Code: "57P03"}, false},
-		{"too many connections", &pgconn.PgError{Code: "53300"}, false},
-		{"unique violation", &pgconn.PgError{Code: "23505"}, false},
-		{"serialization failure", &pgconn.PgError{Code: "40001"}, false},
-		{"no rows", sql.ErrNoRows, false},
-		{"end of input", io.EOF, false},
-		{"deadline", context.DeadlineExceeded, false},
-		{"canceled", context.Canceled, false},
-		{"nil", nil, false},
+		{"terminated backend", &pgconn.PgError{Severity: "FATAL", Code: "57P01"}, true, true},
+		{"server crash", &pgconn.PgError{Severity: "FATAL", Code: "57P02"}, true, true},
+		{"idle session timeout", &pgconn.PgError{Severity: "FATAL", Code: "57P05"}, true, true},
+		{"connection failure", &pgconn.PgError{Severity: "FATAL", Code: "08006"}, true, true},
+		{"socket closed mid-read", fmt.Errorf("read: %w", io.ErrUnexpectedEOF), true, true},
+		{"connection reset", fmt.Errorf("write: %w", syscall.ECONNRESET), true, true},
+		{"broken pipe", fmt.Errorf("write: %w", syscall.EPIPE), true, true},
+		{"use of a closed socket", fmt.Errorf("read: %w", net.ErrClosed), true, true},
+		{"bad connection", driver.ErrBadConn, true, true},
+		{"cannot connect: closed at once", refusedConnect(t), false, true},
+		{"server refusing connections", &pgconn.PgError{Code: "57P03"}, false, true},
+		{"too many connections", &pgconn.PgError{Code: "53300"}, false, true},
+		{"deadline", context.DeadlineExceeded, false, true},
+		{"unique violation", &pgconn.PgError{Code: "23505"}, false, false},
+		{"serialization failure", &pgconn.PgError{Code: "40001"}, false, false},
+		{"no rows", sql.ErrNoRows, false, false},
+		{"end of input", io.EOF, false, false},
+		{"canceled", context.Canceled, false, false},
+		{"nil", nil, false, false},
 	}
 	done, cancel := context.WithCancel(context.Background())
 	cancel()
 	for _, c := range cases {
-		if got := closedByServer(c.err); got != c.want {
-			t.Errorf("%s: closedByServer = %v, want %v", c.name, got, c.want)
+		if got := closedByServer(c.err); got != c.closed {
+			t.Errorf("%s: closedByServer = %v, want %v", c.name, got, c.closed)
 		}
-		// A closed connection is one way of the database being out of reach.
-		if c.want && !postgresEngine.unavailable(c.err) {
-			t.Errorf("%s: closed by the server, but not unavailable (it would answer 500)", c.name)
+		if got := postgresEngine.unavailable(c.err); got != c.unavailable {
+			t.Errorf("%s: unavailable = %v, want %v", c.name, got, c.unavailable)
 		}
 		// Work runs again only when its failure is marked and the caller
 		// still waits.
-		if got := lostConn(context.Background(), rerunnableIfLost(c.err)); got != c.want {
-			t.Errorf("%s: lostConn(rerunnableIfLost) = %v, want %v", c.name, got, c.want)
+		if got := lostConn(context.Background(), rerunnableIfLost(c.err)); got != c.closed {
+			t.Errorf("%s: lostConn(rerunnableIfLost) = %v, want %v", c.name, got, c.closed)
 		}
 		if lostConn(context.Background(), c.err) || lostConn(done, rerunnableIfLost(c.err)) {
 			t.Errorf("%s: runs again though not marked, or with its caller gone", c.name)
