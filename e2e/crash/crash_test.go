@@ -595,25 +595,21 @@ func (l *load) withdraw(ctx context.Context, w uuid.UUID) {
 
 // report reads all of a wallet's operations.
 func (l *load) report(ctx context.Context, w uuid.UUID) ([]client.Operation, error) {
-	var all []client.Operation
-	for page := 0; ; page++ {
-		var rp client.ReportPage
+	all, err := procs.ReadReport(func(page int) (rp client.ReportPage, err error) {
 		final, err := l.call(ctx, "", func(ctx context.Context) error {
 			var err error
 			rp, err = l.c.Report(ctx, w, client.ReportQuery{Page: page, Size: 100})
 			return err
 		})
-		if err != nil || !final {
-			return nil, fmt.Errorf("report of %s page %d: %w", w, page, err)
+		if err == nil && !final {
+			err = errors.New("no final answer")
 		}
-		all = append(all, rp.Content...)
-		if page+1 >= rp.TotalPages {
-			if len(all) != rp.TotalElements {
-				return nil, fmt.Errorf("report of %s: %d operations on the pages, totalElements %d", w, len(all), rp.TotalElements)
-			}
-			return all, nil
-		}
+		return rp, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("report of %s: %w", w, err)
 	}
+	return all, nil
 }
 
 // waitNoPending reads every wallet's report until none has a PENDING

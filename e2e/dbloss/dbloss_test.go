@@ -770,25 +770,21 @@ func (l *load) checkAPI(ctx context.Context, ops map[*payment]ledgerOp) {
 		count[p.wallet]++
 	}
 	for _, w := range l.wallets {
-		var (
-			all  []client.Operation
-			seen = map[uuid.UUID]bool{}
-		)
-		for page := 0; ; page++ {
-			var rp client.ReportPage
+		all, err := procs.ReadReport(func(page int) (rp client.ReportPage, err error) {
 			final, err := l.settle(ctx, func(ctx context.Context) error {
 				var err error
 				rp, err = l.c.Report(ctx, w, client.ReportQuery{Page: page, Size: 100})
 				return err
 			})
-			if !final || err != nil {
-				t.Fatalf("report of wallet %s, page %d: %v", w, page, err)
+			if err == nil && !final {
+				err = errors.New("no final answer")
 			}
-			all = append(all, rp.Content...)
-			if page+1 >= rp.TotalPages {
-				break
-			}
+			return rp, err
+		})
+		if err != nil {
+			t.Fatalf("report of wallet %s: %v", w, err)
 		}
+		seen := map[uuid.UUID]bool{}
 		var credits, paid money.Amount
 		payments := 0
 		for _, op := range all {
