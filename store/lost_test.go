@@ -2,9 +2,7 @@ package store_test
 
 import (
 	"context"
-	"database/sql"
 	"errors"
-	"net/url"
 	"testing"
 	"time"
 
@@ -24,15 +22,8 @@ func TestClosedConnectionsAreReplaced(t *testing.T) {
 	dsn := storetest.PostgresDSN(t) // skips without PostgreSQL
 	t.Parallel()
 	ctx := context.Background()
-	u, err := url.Parse(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	app := "walletd-test-" + uuid.NewString()[:8]
-	q := u.Query()
-	q.Set("application_name", app)
-	u.RawQuery = q.Encode()
-	db, err := store.Open(ctx, u.String(), store.Options{MaxConns: 2})
+	app, named := storetest.WithApplicationName(t, dsn)
+	db, err := store.Open(ctx, named, store.Options{MaxConns: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,11 +31,7 @@ func TestClosedConnectionsAreReplaced(t *testing.T) {
 	if _, err := db.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
-	admin, err := sql.Open("pgx", dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { admin.Close() })
+	admin := storetest.Raw(t, dsn)
 
 	missing := uuid.New()
 	ops := []struct {
@@ -97,12 +84,7 @@ func TestClosedConnectionsAreReplaced(t *testing.T) {
 		if err := op.call(); err != nil {
 			t.Fatalf("%s before the connections were closed: %v", op.name, err)
 		}
-		var closed int
-		// The call sits in the select list, so it runs only for the rows
-		// the WHERE keeps (in a WHERE, the planner may call it first).
-		err := admin.QueryRowContext(ctx, `SELECT count(*) FROM (
-			SELECT pg_terminate_backend(pid, 5000) AS closed FROM pg_stat_activity WHERE application_name = $1) t
-			WHERE closed`, app).Scan(&closed)
+		closed, err := storetest.TerminateBackends(ctx, admin, app, 5*time.Second)
 		if err != nil {
 			t.Fatalf("terminate the pool's connections: %v", err)
 		}

@@ -3,16 +3,13 @@ package dbloss
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"database/sql"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	mrand "math/rand/v2"
 	"net/http"
-	"net/url"
 	"os"
 	"regexp"
 	"slices"
@@ -78,7 +75,7 @@ func TestDatabaseConnectionLoss(t *testing.T) {
 	// walletd's connections carry an application name of their own, so the
 	// terminations hit them and nothing else: the test's database is a
 	// schema in a database other tests may be using at the same time.
-	app, serveDSN := withApplicationName(t, dsn)
+	app, serveDSN := storetest.WithApplicationName(t, dsn)
 	p := procs.Start(t, procs.Options{Name: "walletd", DSN: serveDSN})
 	db := procs.OpenDB(t, dsn)
 
@@ -122,7 +119,9 @@ func TestDatabaseConnectionLoss(t *testing.T) {
 	for i := range terminations {
 		time.Sleep(gap - 200*time.Millisecond + mrand.N(400*time.Millisecond))
 		at := time.Now()
-		n, err := terminate(db, app)
+		tctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		n, err := storetest.TerminateBackends(tctx, db, app, 0)
+		cancel()
 		if err != nil {
 			firstErr = err
 			break
@@ -273,36 +272,6 @@ func TestDatabaseConnectionLoss(t *testing.T) {
 	t.Logf("the payment longest to its final answer took %s", slowest)
 	t.Logf("walletd logged %d errors, and %d Idempotency-Key claims it could not finish or release%s", logErrors, keysHeld, firstHeld)
 	t.Logf("%s; setup %.1fs, total %.1fs", out, setup.Seconds(), time.Since(began).Seconds())
-}
-
-// withApplicationName returns a name unique to this test and dsn with it as
-// the connections' application_name.
-func withApplicationName(t *testing.T, dsn string) (string, string) {
-	t.Helper()
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	app := "walletd-dbloss-" + hex.EncodeToString(b)
-	u, err := url.Parse(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("application_name", app)
-	u.RawQuery = q.Encode()
-	return app, u.String()
-}
-
-// terminate ends every server backend of walletd, from a connection of the
-// test's own, and returns how many it ended.
-func terminate(db *sql.DB, app string) (int, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	var n int
-	err := db.QueryRowContext(ctx, `SELECT COUNT(*) FROM (
-		SELECT pg_terminate_backend(pid) AS ended FROM pg_stat_activity
-		WHERE datname = current_database() AND pid <> pg_backend_pid() AND application_name = $1) t
-		WHERE ended`, app).Scan(&n)
-	return n, err
 }
 
 // answer is one HTTP attempt, as the partner's side saw it.

@@ -123,3 +123,36 @@ func Raw(t testing.TB, dsn string) *sql.DB {
 	t.Cleanup(func() { _ = raw.Close() })
 	return raw
 }
+
+// WithApplicationName returns a name unique to the test and dsn with it as
+// the connections' application_name: the server backends of one test, picked
+// out among those of tests running beside it on the same server.
+func WithApplicationName(t testing.TB, dsn string) (app, named string) {
+	t.Helper()
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	app = "walletd-test-" + hex.EncodeToString(b)
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatalf("parse %s: %v", dsn, err)
+	}
+	q := u.Query()
+	q.Set("application_name", app)
+	u.RawQuery = q.Encode()
+	return app, u.String()
+}
+
+// TerminateBackends ends every server backend whose application_name is app,
+// waiting up to wait for each to be gone (0: not at all, as an operator's
+// sweep would), and returns how many it ended. db is a connection of the
+// test's own (Raw), which is never among them.
+func TerminateBackends(ctx context.Context, db *sql.DB, app string, wait time.Duration) (int, error) {
+	var n int
+	// The call sits in the select list, so it runs only for the rows the
+	// WHERE keeps (in a WHERE, the planner may call it first).
+	err := db.QueryRowContext(ctx, `SELECT count(*) FROM (
+		SELECT pg_terminate_backend(pid, $2) AS ended FROM pg_stat_activity
+		WHERE application_name = $1 AND pid <> pg_backend_pid()) t
+		WHERE ended`, app, wait.Milliseconds()).Scan(&n)
+	return n, err
+}
