@@ -140,9 +140,7 @@ func (s authStore) Grant(ctx context.Context, hash []byte) (auth.Grant, error) {
 	return g.grant(), nil
 }
 
-// grantQuery reads tokens with their client's and partner's status, these by
-// subqueries rather than joins: for a batch (fetchGrants) the planner joined
-// the tokens found to hashes of every client and partner.
+// grantQuery reads tokens with their client's and partner's status.
 const grantQuery = `SELECT t.hash, t.kind, t.client_id, t.partner_id, t.family_id,
 		t.created_at, t.expires_at, t.used_at, t.revoked_at,
 		(SELECT c.status FROM oauth_clients c WHERE c.id = t.client_id),
@@ -183,9 +181,12 @@ func (db *DB) fetchGrants(ctx context.Context, hashes []string) (map[string]auth
 		}
 		out[string(g.Hash)] = g.grant()
 		return nil
-	}, grantQuery+` WHERE t.hash = ANY($1)`, arg)
+	}, grantsByHash(), arg)
 	return out, err
 }
+
+// grantsByHash is fetchGrants' statement.
+func grantsByHash() string { return eachKey("bytea", grantQuery+` WHERE t.hash = k.key`) }
 
 func (s authStore) Rotate(ctx context.Context, refreshHash []byte, usedAt time.Time, next ...auth.Token) error {
 	return s.db.inTx(ctx, s.db.write, nil, func(ctx context.Context, tx *sql.Tx) error {

@@ -46,12 +46,9 @@ func (t *walletTx) duplicate(err error) error {
 	return err
 }
 
-// A wallet's columns in scanWallet's order, around its balance.
-const (
-	walletHead    = `w.id, w.partner_id, w.phone, w.number, w.identification, w.status`
-	walletTail    = `w.pending_credit, w.created_at, w.closed_at`
-	walletColumns = walletHead + `, a.balance, ` + walletTail + ` FROM wallets w JOIN accounts a ON a.id = w.id`
-)
+// A wallet's columns in scanWallet's order, from a wallet joined to its account.
+const walletColumns = `w.id, w.partner_id, w.phone, w.number, w.identification, w.status,
+	a.balance, w.pending_credit, w.created_at, w.closed_at FROM wallets w JOIN accounts a ON a.id = w.id`
 
 func scanWallet(row scanner) (wallet.Wallet, error) {
 	var (
@@ -89,18 +86,18 @@ func (db *DB) fetchWallets(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID]
 		arg[i] = id
 	}
 	out := make(map[uuid.UUID]wallet.Wallet, len(ids))
-	// The balance by a subquery, not a join: the planner joined the wallets
-	// found to a hash of every account.
 	err := db.fetch(ctx, func(r scanner) error {
 		w, err := scanWallet(r)
 		if err == nil {
 			out[w.ID] = w
 		}
 		return err
-	}, `SELECT `+walletHead+`, (SELECT a.balance FROM accounts a WHERE a.id = w.id), `+walletTail+`
-		FROM wallets w WHERE w.id = ANY($1)`, arg)
+	}, walletsByID(), arg)
 	return out, err
 }
+
+// walletsByID is fetchWallets' statement.
+func walletsByID() string { return eachKey("uuid", `SELECT `+walletColumns+` WHERE w.id = k.key`) }
 
 // walletQuery selects the wallet $1 of the partner $2.
 func (t *walletTx) walletQuery(lock bool) string {
