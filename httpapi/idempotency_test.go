@@ -1,0 +1,79 @@
+package httpapi_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/perspektiva/walletd/httpapi"
+	"github.com/perspektiva/walletd/idempotency"
+)
+
+// TestIdempotencyTakeover: a request that claimed its Idempotency-Key and then
+// died with its process (a kill, a power cut) leaves the claim behind. A retry
+// waits while the claim's lease runs, then takes the key over and runs the
+// request itself, once: the next retry replays that answer, and the wallet
+// has one operation.
+func TestIdempotencyTakeover(t *testing.T) {
+	t.Parallel()
+	e := startEnv(t)
+	tok, err := e.bearer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := e.registerAs(tok, "9200000001", 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path, body := "/account/"+w.ID+"/refill", []byte(`{"amount":"3.00"}`)
+	key := "takeover-" + uuid.NewString()
+
+	// The claim of the request that died, with little of its lease left.
+	const left = 1500 * time.Millisecond
+	r, err := http.NewRequest(http.MethodPost, httpapi.BasePath+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	claimedAt := time.Now().Add(left - httpapi.IdempotencyLease)
+	_, claimed, err := e.srv.DB.IdempotencyStore().Begin(context.Background(), e.srv.Partner.PartnerID, key,
+		httpapi.RequestHash(r, body), claimedAt, httpapi.IdempotencyLease, idempotency.TTL)
+	if err != nil || !claimed {
+		t.Fatalf("plant the claim: claimed %v, %v", claimed, err)
+	}
+
+	start := time.Now()
+	retry := e.post(t, path, body, "Idempotency-Key", key)
+	waited := time.Since(start)
+	e.check(t, retry, "retry")
+	if retry.status != http.StatusOK || retry.header.Get("Idempotent-Replayed") != "" {
+		t.Fatalf("retry after the lease: %d (Idempotent-Replayed %q) %s, want 200 and its own answer",
+			retry.status, retry.header.Get("Idempotent-Replayed"), retry.body)
+	}
+	if until := time.Until(claimedAt.Add(httpapi.IdempotencyLease)); waited < left-100*time.Millisecond || until > 0 {
+		t.Errorf("the retry was answered %v after it was sent, %v before the dead claim's lease ended", waited, until)
+	}
+	var op struct {
+		OperationID string `json:"operationId"`
+	}
+	if err := json.Unmarshal(retry.body, &op); err != nil || op.OperationID == "" {
+		t.Fatalf("retry answer %s: %v", retry.body, err)
+	}
+
+	again := e.post(t, path, body, "Idempotency-Key", key)
+	if again.status != http.StatusOK || !bytes.Equal(again.body, retry.body) || again.header.Get("Idempotent-Replayed") != "true" {
+		t.Errorf("second retry: %d (Idempotent-Replayed %q) %s, want the replay of %s",
+			again.status, again.header.Get("Idempotent-Replayed"), again.body, retry.body)
+	}
+	report := e.send(t, http.MethodGet, "/account/"+w.ID+"/report", "", nil)
+	var page struct {
+		TotalElements int `json:"totalElements"`
+	}
+	if err := json.Unmarshal(report.body, &page); err != nil || page.TotalElements != 1 {
+		t.Errorf("the wallet's operations: %d %s (%v), want the one top-up", report.status, report.body, err)
+	}
+}
