@@ -84,7 +84,7 @@ func (b *batcher[K, V]) close() {
 // one-key lookup it is: an index probe per key, whatever the table's size.
 // "key = ANY($1)" was not: its generic plan scanned the whole table while the
 // table was small, a few thousand rows, and kept doing so as it grew, until the
-// next ANALYZE; a batch then cost a wallet read per row of the table.
+// next ANALYZE; a batch then read every row of the table.
 func eachKey(typ, lookup string) string {
 	return `SELECT l.* FROM unnest($1::` + typ + `[]) AS k(key) CROSS JOIN LATERAL (` +
 		strings.TrimSpace(lookup) + ` OFFSET 0) AS l`
