@@ -135,6 +135,17 @@ func wantRefreshRefused(t *testing.T, f authFixture, cr auth.Credentials, tok, c
 	}
 }
 
+// wantShutOut checks that a disabled client, or a client of a disabled
+// partner, is refused everything: its access token p.AccessToken (403), a new
+// grant with its secret and the exchange of its refresh token (invalid_client).
+func wantShutOut(t *testing.T, f authFixture, cr auth.Credentials, p auth.Pair, what string) {
+	t.Helper()
+	wantVerify(t, f, p.AccessToken, auth.ErrForbidden, what+": access token")
+	_, err := f.svc.ClientCredentials(t.Context(), cr.ClientID, cr.ClientSecret, cr.PartnerID.String())
+	wantOAuth(t, err, auth.InvalidClient, what+": client credentials")
+	wantRefreshRefused(t, f, cr, p.RefreshToken, auth.InvalidClient, what+": refresh token")
+}
+
 // wantVerify checks that Verify refuses token with the error want.
 func wantVerify(t *testing.T, f authFixture, token string, want error, what string) {
 	t.Helper()
@@ -291,10 +302,7 @@ func testSecretRotation(t *testing.T, e storetest.Engine) {
 	if err := f.svc.SetClientStatus(ctx, old.ClientID, auth.Disabled); err != nil {
 		t.Fatalf("disable the old client: %v", err)
 	}
-	wantVerify(t, f, oldPair.AccessToken, auth.ErrForbidden, "the old client's token")
-	_, err = f.svc.ClientCredentials(ctx, old.ClientID, old.ClientSecret, old.PartnerID.String())
-	wantOAuth(t, err, auth.InvalidClient, "the old secret")
-	wantRefreshRefused(t, f, old, oldPair.RefreshToken, auth.InvalidClient, "the old refresh token")
+	wantShutOut(t, f, old, oldPair, "the old client")
 	wantPrincipal(t, f, freshPair.AccessToken, fresh, "the new client's token after the old is disabled")
 	if _, err := f.refresh(t, fresh, freshPair.RefreshToken); err != nil {
 		t.Errorf("the new client's refresh: %v", err)
@@ -527,10 +535,7 @@ func testDisabled(t *testing.T, e storetest.Engine) {
 			if err := set(t.Context(), f, cr, auth.Disabled); err != nil {
 				t.Fatalf("disable: %v", err)
 			}
-			wantVerify(t, f, p.AccessToken, auth.ErrForbidden, "access token of a disabled owner")
-			_, err := f.svc.ClientCredentials(t.Context(), cr.ClientID, cr.ClientSecret, cr.PartnerID.String())
-			wantOAuth(t, err, auth.InvalidClient, "ClientCredentials while disabled")
-			wantRefreshRefused(t, f, cr, p.RefreshToken, auth.InvalidClient, "Refresh while disabled")
+			wantShutOut(t, f, cr, p, "disabled")
 			// Another partner is not affected.
 			wantPrincipal(t, f, op.AccessToken, other, "other partner's token")
 
