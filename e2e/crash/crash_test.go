@@ -177,18 +177,11 @@ type load struct {
 	retries atomic.Int64 // calls made again after an unknown outcome
 	answers [600]atomic.Int64
 
-	mu       sync.Mutex
-	intents  []*intent
-	byKey    map[opKey]*intent
-	problems []string
-}
+	problems *procs.Problems
 
-func (l *load) problem(format string, args ...any) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if len(l.problems) < 50 {
-		l.problems = append(l.problems, fmt.Sprintf(format, args...))
-	}
+	mu      sync.Mutex
+	intents []*intent
+	byKey   map[opKey]*intent
 }
 
 // newIntent registers an intent with the next unique amount of its kind.
@@ -205,39 +198,31 @@ func (l *load) newIntent(k kind, w uuid.UUID, amount money.Amount) *intent {
 	return in
 }
 
-// call makes one SDK call until it has a final answer: success or a refusal
-// (4xx other than 429). After a transport error, a 5xx or a 429 the outcome is
-// unknown and the call is made again with the same Idempotency-Key; final is
-// false when ctx ended first.
+// call makes one SDK call until it has a final answer (procs.Settle), each
+// attempt after an unknown outcome with the same Idempotency-Key, and counts
+// the answers. final is false when ctx ended first.
 func (l *load) call(ctx context.Context, key string, fn func(ctx context.Context) error) (final bool, err error) {
 	if key != "" {
 		ctx = client.ContextWithIdempotencyKey(ctx, key)
 	}
-	for {
-		err = fn(ctx)
-		var ae *client.Error
-		isAPI := errors.As(err, &ae)
-		switch {
-		case err == nil:
-			l.answers[200].Add(1)
-			return true, nil
-		case isAPI && ae.Status >= 400 && ae.Status < 500 && ae.Status != http.StatusTooManyRequests:
-			l.answers[ae.Status].Add(1)
-			return true, err
-		case isAPI && ae.Status < len(l.answers):
-			l.answers[ae.Status].Add(1)
-			if ae.Status == http.StatusInternalServerError {
-				l.problem("500 answer (the call is made again): %v", err)
-			}
-		}
-		if ctx.Err() != nil {
-			return false, err
-		}
+	again := func() time.Duration {
 		l.retries.Add(1)
-		select {
-		case <-ctx.Done():
-			return false, err
-		case <-time.After(50*time.Millisecond + rand.N(100*time.Millisecond)):
+		return 50*time.Millisecond + rand.N(100*time.Millisecond)
+	}
+	return procs.Settle(ctx, again, l.count, fn)
+}
+
+// count records an answer by its status; a 500 is a problem (the call is
+// still made again, as a partner would).
+func (l *load) count(err error) {
+	var ae *client.Error
+	switch {
+	case err == nil:
+		l.answers[200].Add(1)
+	case errors.As(err, &ae) && ae.Status < len(l.answers):
+		l.answers[ae.Status].Add(1)
+		if ae.Status == http.StatusInternalServerError {
+			l.problems.Add("500 answer (the call is made again): %v", err)
 		}
 	}
 }
@@ -252,9 +237,7 @@ func (l *load) settle(in *intent, err error, opID uuid.UUID, allowed ...string) 
 	}
 	in.outcome, in.refusal = refused, client.ErrorCode(err)
 	if !slices.Contains(allowed, in.refusal) {
-		if len(l.problems) < 50 {
-			l.problems = append(l.problems, fmt.Sprintf("%s of %s on wallet %s refused unexpectedly: %v", in.kind, in.amount, in.wallet, err))
-		}
+		l.problems.Add("%s of %s on wallet %s refused unexpectedly: %v", in.kind, in.amount, in.wallet, err)
 	}
 }
 
@@ -268,7 +251,8 @@ func crashSafety(t *testing.T, e storetest.Engine) {
 		"WALLET_TOPUP_TTL":            topUpTTL.String(),
 	}})
 	ctx := context.Background()
-	l := &load{t: t, c: procs.NewClient(t, p.URL(), partner.Credentials(), nil, 2), tsp: tsp, byKey: map[opKey]*intent{}}
+	l := &load{t: t, c: procs.NewClient(t, p.URL(), partner.Credentials(), nil, 2), tsp: tsp, byKey: map[opKey]*intent{},
+		problems: procs.NewProblems(50)}
 
 	banks, err := l.c.Banks(ctx)
 	if err != nil || len(banks) == 0 {
@@ -381,11 +365,7 @@ func crashSafety(t *testing.T, e storetest.Engine) {
 	// every operation belongs to exactly one intent; balances add up.
 	verified := l.verify(ctx, reports)
 
-	l.mu.Lock()
-	for _, pr := range l.problems {
-		t.Error(pr)
-	}
-	l.mu.Unlock()
+	l.problems.Report(t)
 
 	// Exactly one outcome event per finished operation (a job or request
 	// applied twice would write two).
@@ -495,7 +475,7 @@ func (l *load) topUp(ctx context.Context, k kind, w uuid.UUID) {
 		return
 	}
 	if r.Amount != in.amount {
-		l.problem("refill of %s answered amount %s", in.amount, r.Amount)
+		l.problems.Add("refill of %s answered amount %s", in.amount, r.Amount)
 	}
 	if k == topUpLeft {
 		return
@@ -509,9 +489,9 @@ func (l *load) topUp(ctx context.Context, k kind, w uuid.UUID) {
 	switch {
 	case !final:
 	case err != nil:
-		l.problem("confirmation of top-up %s refused: %v", r.OperationID, err)
+		l.problems.Add("confirmation of top-up %s refused: %v", r.OperationID, err)
 	case res.OperationID != r.OperationID:
-		l.problem("confirmation of top-up %s answered operation %s", r.OperationID, res.OperationID)
+		l.problems.Add("confirmation of top-up %s answered operation %s", r.OperationID, res.OperationID)
 	default:
 		l.mu.Lock()
 		in.confirm = res.Status
@@ -530,7 +510,7 @@ func (l *load) pay(ctx context.Context, w uuid.UUID) *intent {
 		return nil
 	}
 	if err != nil {
-		l.problem("payment initialization refused: %v", err)
+		l.problems.Add("payment initialization refused: %v", err)
 		return nil
 	}
 	in := l.newIntent(payment, w, 50_00+money.Amount(l.seq[payment].Add(1)))
@@ -549,7 +529,7 @@ func (l *load) pay(ctx context.Context, w uuid.UUID) *intent {
 		return nil
 	}
 	if res.Amount != in.amount || res.Status != client.StatusSuccess {
-		l.problem("payment of %s answered %s %s", in.amount, res.Amount, res.Status)
+		l.problems.Add("payment of %s answered %s %s", in.amount, res.Amount, res.Status)
 	}
 	return in
 }
@@ -568,7 +548,7 @@ func (l *load) refund(ctx context.Context, pay *intent) {
 	}
 	l.settle(in, err, res.OperationID, client.CodeLimitExceeded)
 	if err == nil && (res.Amount != in.amount || res.Status != client.StatusSuccess) {
-		l.problem("refund of %s answered %s %s", in.amount, res.Amount, res.Status)
+		l.problems.Add("refund of %s answered %s %s", in.amount, res.Amount, res.Status)
 	}
 }
 
@@ -589,7 +569,7 @@ func (l *load) withdraw(ctx context.Context, w uuid.UUID) {
 	}
 	l.settle(in, err, res.OperationID, client.CodeInsufficientFunds, client.CodeLimitExceeded)
 	if err == nil && res.Amount != in.amount {
-		l.problem("withdrawal of %s answered amount %s", in.amount, res.Amount)
+		l.problems.Add("withdrawal of %s answered amount %s", in.amount, res.Amount)
 	}
 }
 

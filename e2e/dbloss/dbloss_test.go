@@ -78,6 +78,7 @@ func TestDatabaseConnectionLoss(t *testing.T) {
 		c:        procs.NewClient(t, p.URL(), partner.Credentials(), rec, 2),
 		tsp:      tsp,
 		byAmount: map[money.Amount]*payment{},
+		problems: procs.NewProblems(30),
 	}
 	// The probe makes one attempt per call, so it sees the first success.
 	probe := procs.NewClient(t, p.URL(), partner.Credentials(), rec, 0)
@@ -202,11 +203,7 @@ func TestDatabaseConnectionLoss(t *testing.T) {
 		t.Errorf("%d requests sent after walletd recovered were answered 503 (%s)", late, phases[2])
 	}
 
-	l.mu.Lock()
-	for _, pr := range l.problems {
-		t.Error(pr)
-	}
-	l.mu.Unlock()
+	l.problems.Report(t)
 
 	// (2) and (4) The money, as the database and the API show it.
 	ops := l.checkLedger(db)
@@ -437,19 +434,12 @@ type load struct {
 	seq     atomic.Int64
 	repeats atomic.Int64 // calls made again after an unknown outcome
 
+	problems *procs.Problems
+
 	mu       sync.Mutex
 	pays     []*payment
 	byAmount map[money.Amount]*payment
 	left     []*payment // the probe's payments without a final answer
-	problems []string
-}
-
-func (l *load) problem(format string, args ...any) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if len(l.problems) < 30 {
-		l.problems = append(l.problems, fmt.Sprintf(format, args...))
-	}
 }
 
 // fund opens n IDENTIFIED wallets, each topped up once through the sandbox.
@@ -481,27 +471,14 @@ func (l *load) newPayment(w, token uuid.UUID) *payment {
 	return p
 }
 
-// settle makes an SDK call until it has a final answer: a success or a
-// refusal. After a 5xx, a 429 or no answer (the SDK's own retries spent) the
-// outcome is unknown, and the call is made again; a POST carries the same
-// Idempotency-Key in ctx. final is false when ctx ended first.
+// settle makes an SDK call until it has a final answer (procs.Settle); a POST
+// carries the same Idempotency-Key in ctx. final is false when ctx ended first.
 func (l *load) settle(ctx context.Context, fn func(ctx context.Context) error) (final bool, err error) {
-	for {
-		err = fn(ctx)
-		var ae *client.Error
-		if err == nil || errors.As(err, &ae) && ae.Status < 500 && ae.Status != http.StatusTooManyRequests {
-			return true, err
-		}
-		if ctx.Err() != nil {
-			return false, err
-		}
+	again := func() time.Duration {
 		l.repeats.Add(1)
-		select {
-		case <-ctx.Done():
-			return false, err
-		case <-time.After(50 * time.Millisecond):
-		}
+		return 50 * time.Millisecond
 	}
+	return procs.Settle(ctx, again, nil, fn)
 }
 
 // worker pays from random wallets until stop, each payment to its final
@@ -532,7 +509,7 @@ func (l *load) pay(ctx context.Context, w uuid.UUID) *payment {
 		return nil
 	}
 	if err != nil {
-		l.problem("payment initialization on wallet %s refused: %v", w, err)
+		l.problems.Add("payment initialization on wallet %s refused: %v", w, err)
 		return nil
 	}
 	p := l.newPayment(w, tok.Token)
@@ -547,12 +524,12 @@ func (l *load) pay(ctx context.Context, w uuid.UUID) *payment {
 	}
 	p.final = true
 	if err != nil {
-		l.problem("payment of %s from wallet %s refused: %v", p.amount, w, err)
+		l.problems.Add("payment of %s from wallet %s refused: %v", p.amount, w, err)
 		return nil
 	}
 	p.opID = res.OperationID
 	if res.Amount != p.amount || res.Status != client.StatusSuccess || res.Token != tok.Token || res.WalletID != w {
-		l.problem("payment of %s with token %s answered %s %s with token %s", p.amount, tok.Token, res.Amount, res.Status, res.Token)
+		l.problems.Add("payment of %s with token %s answered %s %s with token %s", p.amount, tok.Token, res.Amount, res.Status, res.Token)
 	}
 	return p
 }
@@ -565,14 +542,14 @@ func (l *load) read(ctx context.Context, w uuid.UUID, mine []*payment) {
 		info, err = l.c.Info(ctx, w)
 		return err
 	}); final && (err != nil || info.WalletID != w) {
-		l.problem("info of wallet %s: %v (answered wallet %s)", w, err, info.WalletID)
+		l.problems.Add("info of wallet %s: %v (answered wallet %s)", w, err, info.WalletID)
 	}
 	if len(mine) == 0 {
 		return
 	}
 	p := mine[mrand.N(len(mine))]
 	if wrong := l.readBack(ctx, p); wrong != "" {
-		l.problem("payment %s of %s %s", p.opID, p.amount, wrong)
+		l.problems.Add("payment %s of %s %s", p.opID, p.amount, wrong)
 	}
 }
 
@@ -648,7 +625,7 @@ func (l *load) settleLeft(ctx context.Context) {
 		case !final:
 		case err != nil:
 			p.final = true
-			l.problem("payment of %s from wallet %s, made again, refused: %v", p.amount, p.wallet, err)
+			l.problems.Add("payment of %s from wallet %s, made again, refused: %v", p.amount, p.wallet, err)
 		default:
 			p.final, p.opID = true, res.OperationID
 		}
