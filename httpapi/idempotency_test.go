@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"testing"
 	"time"
@@ -26,9 +28,13 @@ func TestIdempotencyTakeover(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w, err := e.registerAs(tok, "9200000001", 2)
+	// A wallet of its own, new even when the test runs again in the process.
+	w, err := e.registerAs(tok, fmt.Sprintf("92%08d", rand.N(100_000_000)), 2)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if n := operationCount(t, e, w.ID); n != 0 {
+		t.Fatalf("the new wallet has %d operations", n)
 	}
 	path, body := "/account/"+w.ID+"/refill", []byte(`{"amount":"3.00"}`)
 	key := "takeover-" + uuid.NewString()
@@ -69,11 +75,20 @@ func TestIdempotencyTakeover(t *testing.T) {
 		t.Errorf("second retry: %d (Idempotent-Replayed %q) %s, want the replay of %s",
 			again.status, again.header.Get("Idempotent-Replayed"), again.body, retry.body)
 	}
-	report := e.send(t, http.MethodGet, "/account/"+w.ID+"/report", "", nil)
+	if n := operationCount(t, e, w.ID); n != 1 {
+		t.Errorf("the wallet has %d operations, want the one top-up", n)
+	}
+}
+
+// operationCount is the size of a wallet's report.
+func operationCount(t *testing.T, e *fuzzEnv, walletID string) int {
+	t.Helper()
+	report := e.send(t, http.MethodGet, "/account/"+walletID+"/report", "", nil)
 	var page struct {
 		TotalElements int `json:"totalElements"`
 	}
-	if err := json.Unmarshal(report.body, &page); err != nil || page.TotalElements != 1 {
-		t.Errorf("the wallet's operations: %d %s (%v), want the one top-up", report.status, report.body, err)
+	if err := json.Unmarshal(report.body, &page); err != nil || report.status != http.StatusOK {
+		t.Fatalf("report: %d %s (%v)", report.status, report.body, err)
 	}
+	return page.TotalElements
 }
