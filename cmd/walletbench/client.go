@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -24,30 +23,30 @@ const (
 	maxAnswer      = 1 << 20
 )
 
-// apiClient talks to one walletd through a keep-alive connection pool shared by
+// apiClient talks to one walletd through keep-alive connections shared by
 // every worker.
 type apiClient struct {
 	base  string
-	hc    *http.Client
+	conns *conns
 	runID string
 	seq   atomic.Uint64 // numbers X-Request-Id values, so a failure can be found in walletd's log
 }
 
-func newAPIClient(base string, conns int, seed uint64) *apiClient {
-	tr := &http.Transport{
-		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		MaxIdleConns:        conns,
-		MaxIdleConnsPerHost: conns,
-		IdleConnTimeout:     90 * time.Second,
+// newAPIClient talks to the walletd at base, an http:// or https:// URL,
+// keeping up to conns connections open.
+func newAPIClient(base string, conns int, seed uint64) (*apiClient, error) {
+	u, err := url.Parse(base)
+	if err != nil {
+		return nil, err
 	}
 	return &apiClient{
-		base:  base,
-		hc:    &http.Client{Transport: tr, Timeout: requestTimeout},
+		base:  strings.TrimRight(base, "/"),
+		conns: newConns(u, conns),
 		runID: strconv.FormatUint(seed%(1<<32), 36),
-	}
+	}, nil
 }
 
-func (c *apiClient) close() { c.hc.CloseIdleConnections() }
+func (c *apiClient) close() { c.conns.close() }
 
 // ready waits up to 10 seconds for GET /readyz to answer 200, so the benchmark
 // may start together with a walletd that is still starting.
@@ -150,12 +149,7 @@ func (c *apiClient) do(ctx context.Context, method, path, token string, in any) 
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	start := time.Now()
-	resp, err := c.hc.Do(req)
-	if err == nil {
-		r.status = resp.StatusCode
-		r.body, err = io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
-		_ = resp.Body.Close()
-	}
+	r.status, r.body, err = c.conns.do(ctx, req, maxAnswer)
 	r.latency = time.Since(start)
 	switch {
 	case err != nil && ctx.Err() != nil:
@@ -254,12 +248,7 @@ func (t *tokenSource) get(ctx context.Context) (string, error) {
 	req.Header.Set("X-Request-Id", fmt.Sprintf("wb-%s-%d", t.api.runID, t.api.seq.Add(1)))
 	// RFC 6749 section 2.3.1: both parts are form-encoded before Base64.
 	req.SetBasicAuth(url.QueryEscape(t.clientID), url.QueryEscape(t.secret))
-	resp, err := t.api.hc.Do(req)
-	if err != nil {
-		return "", err
-	}
-	data, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
-	_ = resp.Body.Close()
+	status, data, err := t.api.conns.do(ctx, req, maxAnswer)
 	if err != nil {
 		return "", err
 	}
@@ -270,8 +259,8 @@ func (t *tokenSource) get(ctx context.Context) (string, error) {
 		Description string `json:"error_description"`
 	}
 	_ = json.Unmarshal(data, &ans)
-	if resp.StatusCode != http.StatusOK || ans.AccessToken == "" {
-		return "", &tokenError{status: resp.StatusCode, code: ans.Error, descr: ans.Description}
+	if status != http.StatusOK || ans.AccessToken == "" {
+		return "", &tokenError{status: status, code: ans.Error, descr: ans.Description}
 	}
 	ttl := time.Duration(ans.ExpiresIn) * time.Second
 	// Renew a little early, so that no request carries a token that dies on the way.

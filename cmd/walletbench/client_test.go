@@ -49,7 +49,10 @@ func TestPartnerCallRenewsTokenAfter401(t *testing.T) {
 	fake := &fakeWallet{}
 	srv := httptest.NewServer(fake)
 	defer srv.Close()
-	api := newAPIClient(srv.URL, 4, 1)
+	api, err := newAPIClient(srv.URL, 4, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
 	p := &partner{id: "p1", api: api, tokens: &tokenSource{api: api, partnerID: "p1", clientID: "wc_1", secret: "s+"}}
 	ctx := context.Background()
 

@@ -195,7 +195,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	api := newAPIClient(cfg.url, max(cfg.concurrency, cfg.setupConcurrency)+cfg.partners, cfg.seed)
+	api, err := newAPIClient(cfg.url, max(cfg.concurrency, cfg.setupConcurrency)+cfg.partners, cfg.seed)
+	if err != nil {
+		return err
+	}
 	defer api.close()
 	if err := api.ready(ctx); err != nil {
 		return fmt.Errorf("walletd at %s is not ready: %w", cfg.url, err)
