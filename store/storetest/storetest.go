@@ -60,9 +60,7 @@ func PostgresDSN(t testing.TB) string {
 	if base == "" {
 		t.Skip(PostgresEnv + " is not set")
 	}
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	schema := "walletd_test_" + hex.EncodeToString(b)
+	schema := uniqueName("walletd_test_")
 
 	admin, err := sql.Open("pgx", base)
 	if err != nil {
@@ -83,12 +81,25 @@ func PostgresDSN(t testing.TB) string {
 		}
 	})
 
-	u, err := url.Parse(base)
+	return withParam(t, base, "search_path", schema)
+}
+
+// uniqueName is prefix and 12 random hex digits.
+func uniqueName(prefix string) string {
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	return prefix + hex.EncodeToString(b)
+}
+
+// withParam returns the URL dsn with the query parameter key set to value.
+func withParam(t testing.TB, dsn, key, value string) string {
+	t.Helper()
+	u, err := url.Parse(dsn)
 	if err != nil {
-		t.Fatalf("parse %s: %v", PostgresEnv, err)
+		t.Fatalf("parse %s: %v", dsn, err)
 	}
 	q := u.Query()
-	q.Set("search_path", schema)
+	q.Set(key, value)
 	u.RawQuery = q.Encode()
 	return u.String()
 }
@@ -129,17 +140,8 @@ func Raw(t testing.TB, dsn string) *sql.DB {
 // out among those of tests running beside it on the same server.
 func WithApplicationName(t testing.TB, dsn string) (app, named string) {
 	t.Helper()
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	app = "walletd-test-" + hex.EncodeToString(b)
-	u, err := url.Parse(dsn)
-	if err != nil {
-		t.Fatalf("parse %s: %v", dsn, err)
-	}
-	q := u.Query()
-	q.Set("application_name", app)
-	u.RawQuery = q.Encode()
-	return app, u.String()
+	app = uniqueName("walletd-test-")
+	return app, withParam(t, dsn, "application_name", app)
 }
 
 // TerminateBackends ends every server backend whose application_name is app,
