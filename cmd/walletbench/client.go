@@ -32,18 +32,14 @@ type apiClient struct {
 	seq   atomic.Uint64 // numbers X-Request-Id values, so a failure can be found in walletd's log
 }
 
-// newAPIClient talks to the walletd at base, an http:// or https:// URL,
-// keeping up to conns connections open.
-func newAPIClient(base string, conns int, seed uint64) (*apiClient, error) {
-	u, err := url.Parse(base)
-	if err != nil {
-		return nil, err
-	}
+// newAPIClient talks to the walletd at base, an http:// or https:// URL
+// without a trailing slash, keeping up to conns connections open.
+func newAPIClient(base *url.URL, conns int, seed uint64) *apiClient {
 	return &apiClient{
-		base:  strings.TrimRight(base, "/"),
-		conns: newConns(u, conns),
+		base:  base.String(),
+		conns: newConns(base, conns),
 		runID: strconv.FormatUint(seed%(1<<32), 36),
-	}, nil
+	}
 }
 
 func (c *apiClient) close() { c.conns.close() }
@@ -149,7 +145,7 @@ func (c *apiClient) do(ctx context.Context, method, path, token string, in any) 
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	start := time.Now()
-	r.status, r.body, err = c.conns.do(ctx, req, maxAnswer)
+	r.status, r.body, err = c.conns.do(req, maxAnswer)
 	r.latency = time.Since(start)
 	switch {
 	case err != nil && ctx.Err() != nil:
@@ -248,7 +244,7 @@ func (t *tokenSource) get(ctx context.Context) (string, error) {
 	req.Header.Set("X-Request-Id", fmt.Sprintf("wb-%s-%d", t.api.runID, t.api.seq.Add(1)))
 	// RFC 6749 section 2.3.1: both parts are form-encoded before Base64.
 	req.SetBasicAuth(url.QueryEscape(t.clientID), url.QueryEscape(t.secret))
-	status, data, err := t.api.conns.do(ctx, req, maxAnswer)
+	status, data, err := t.api.conns.do(req, maxAnswer)
 	if err != nil {
 		return "", err
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -49,10 +50,11 @@ func TestPartnerCallRenewsTokenAfter401(t *testing.T) {
 	fake := &fakeWallet{}
 	srv := httptest.NewServer(fake)
 	defer srv.Close()
-	api, err := newAPIClient(srv.URL, 4, 1)
+	base, err := url.Parse(srv.URL)
 	if err != nil {
 		t.Fatal(err)
 	}
+	api := newAPIClient(base, 4, 1)
 	p := &partner{id: "p1", api: api, tokens: &tokenSource{api: api, partnerID: "p1", clientID: "wc_1", secret: "s+"}}
 	ctx := context.Background()
 

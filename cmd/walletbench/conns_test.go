@@ -14,8 +14,7 @@ import (
 	"time"
 )
 
-// connServer answers every request with its method and body, and counts the
-// connections it accepted.
+// connServer serves handler and counts the connections it accepted.
 func connServer(t *testing.T, handler http.HandlerFunc) (*httptest.Server, *atomic.Int64) {
 	t.Helper()
 	var opened atomic.Int64
@@ -30,6 +29,7 @@ func connServer(t *testing.T, handler http.HandlerFunc) (*httptest.Server, *atom
 	return srv, &opened
 }
 
+// echo answers with the request's method, Content-Type and body.
 func echo(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
 	_, _ = io.WriteString(w, r.Method+" "+r.Header.Get("Content-Type")+" "+string(body))
@@ -53,7 +53,7 @@ func send(t *testing.T, ctx context.Context, cs *conns, base, body string, limit
 		t.Fatal(err)
 	}
 	req.Header.Set("Content-Type", "application/json")
-	status, got, err := cs.do(ctx, req, limit)
+	status, got, err := cs.do(req, limit)
 	return status, string(got), err
 }
 
@@ -110,9 +110,10 @@ func TestConnsAreNotReused(t *testing.T) {
 
 func TestConnsCanceledRequestReturns(t *testing.T) {
 	t.Parallel()
-	release := make(chan struct{})
+	arrived, release := make(chan struct{}), make(chan struct{})
 	srv, opened := connServer(t, func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Query().Get("hang") != "" {
+			close(arrived)
 			<-release
 		}
 		echo(w, r)
@@ -127,10 +128,10 @@ func TestConnsCanceledRequestReturns(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	go func() {
-		_, _, err := cs.do(ctx, req, maxAnswer)
+		_, _, err := cs.do(req, maxAnswer)
 		done <- err
 	}()
-	time.Sleep(50 * time.Millisecond)
+	<-arrived // the request waits for its answer
 	cancel()
 	select {
 	case err := <-done:

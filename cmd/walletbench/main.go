@@ -106,7 +106,7 @@ func main() {
 
 // config is the command line.
 type config struct {
-	url              string
+	url              *url.URL // walletd's base URL, without a trailing slash
 	dsn              string
 	wallets          int
 	partners         int
@@ -134,7 +134,8 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	}
 	var cfg config
 	var mixSpec string
-	fs.StringVar(&cfg.url, "url", "http://127.0.0.1:8080", "base URL of the running walletd")
+	var rawURL string
+	fs.StringVar(&rawURL, "url", "http://127.0.0.1:8080", "base URL of the running walletd")
 	fs.StringVar(&cfg.dsn, "db", dsnDefault, "the database walletd uses: SQLite file path or postgres:// URL (WALLET_DB)")
 	fs.IntVar(&cfg.wallets, "wallets", 10000, "wallets to open and fund")
 	fs.IntVar(&cfg.partners, "partners", 4, "partners to create (1 with --hot)")
@@ -179,10 +180,11 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	if cfg.duration <= 0 {
 		return cfg, fmt.Errorf("%w: --duration must be positive", errUsage)
 	}
-	if u, err := url.Parse(cfg.url); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+	u, err := url.Parse(strings.TrimRight(rawURL, "/"))
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return cfg, fmt.Errorf("%w: --url must be an http:// or https:// URL", errUsage)
 	}
-	cfg.url = strings.TrimRight(cfg.url, "/")
+	cfg.url = u
 	if cfg.seed == 0 {
 		cfg.seed = rand.Uint64N(1<<53) + 1 // fits a JSON number exactly
 	}
@@ -195,10 +197,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	api, err := newAPIClient(cfg.url, max(cfg.concurrency, cfg.setupConcurrency)+cfg.partners, cfg.seed)
-	if err != nil {
-		return err
-	}
+	api := newAPIClient(cfg.url, max(cfg.concurrency, cfg.setupConcurrency)+cfg.partners, cfg.seed)
 	defer api.close()
 	if err := api.ready(ctx); err != nil {
 		return fmt.Errorf("walletd at %s is not ready: %w", cfg.url, err)

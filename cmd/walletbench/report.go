@@ -108,7 +108,7 @@ type auditResult struct {
 }
 
 func newResult(cfg config, engine string) *result {
-	return &result{URL: cfg.url, DB: redact(cfg.dsn), Engine: engine, Seed: cfg.seed}
+	return &result{URL: cfg.url.String(), DB: redact(cfg.dsn), Engine: engine, Seed: cfg.seed}
 }
 
 func (res *result) addSetup(fl *fleet, rec *recorder, elapsed time.Duration) {
