@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"time"
@@ -120,7 +121,13 @@ func (s *Server) idempotent(h handlerFunc) handlerFunc {
 		} else {
 			err = s.cfg.Idempotency.Release(ctx, partner, key, claimedAt)
 		}
-		if err != nil {
+		switch {
+		case errors.Is(err, idempotency.ErrClaimLost):
+			// The request outlived its lease and a retry took the key over (the
+			// retry's answer is the one kept), or housekeeping deleted the claim:
+			// not a failure to store, which the case below reports.
+			s.log.WarnContext(ctx, "idempotency claim no longer held")
+		case err != nil:
 			s.log.WarnContext(ctx, "idempotency record", "error", err.Error())
 		}
 		w.WriteHeader(buf.status)

@@ -30,9 +30,9 @@ type Store interface {
 	Release(ctx context.Context, partnerID uuid.UUID, key string, claimedAt time.Time) error
 }
 
-// ErrClaimLost is Finish's answer when the key was taken over by another
-// request since the claim (the first one outlived its lease).
-var ErrClaimLost = errors.New("idempotency: the claim was taken over by a later request")
+// ErrClaimLost is Finish's answer when the claim is gone: another request
+// took the key over after the claim's lease, or housekeeping deleted it.
+var ErrClaimLost = errors.New("idempotency: the claim is no longer held")
 
 // Record is a stored answer; Status 0 means the first request is still running.
 type Record struct {
