@@ -16,9 +16,10 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
-// TestClosedByServer: only a connection the server ended makes work run
-// again; failing to connect, a timeout and the errors of the work itself do not.
-func TestClosedByServer(t *testing.T) {
+// TestConnectionErrors: only a connection the server ended makes work run
+// again; failing to connect, a timeout and the errors of the work itself do
+// not. Every error of an unreachable database, closed or not, answers 503.
+func TestConnectionErrors(t *testing.T) {
 	t.Parallel()
 	// closed: the server ended the connection, so work may run again;
 	// unavailable: the database is out of reach, so the answer is 503. Every

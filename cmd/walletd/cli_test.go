@@ -15,7 +15,7 @@ import (
 
 // Tests of the operator commands (PROTOCOL.md section 6), run as the program runs them.
 
-func TestCLIPartnerCreate(t *testing.T) {
+func TestCLIPartnersAndClients(t *testing.T) {
 	t.Parallel()
 	storetest.ForEach(t, func(t *testing.T, e storetest.Engine) {
 		t.Parallel()
