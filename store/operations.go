@@ -48,12 +48,15 @@ func scanOperation(row scanner) (wallet.Operation, error) {
 }
 
 func (t *walletTx) InsertOperation(ctx context.Context, op wallet.Operation) error {
-	return t.q.execLater(ctx, t.duplicate, `INSERT INTO operations (`+operationColumns+`)
+	// Its unique keys are new (a released Idempotency-Key was freed by a
+	// statement of its own): it may share a statement.
+	return t.q.execLater(ctx, write{row: "operations/" + op.ID.String(), mapErr: t.duplicate,
+		query: `INSERT INTO operations (` + operationColumns + `)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)`,
-		op.ID, op.WalletID, op.PartnerID, string(op.Type), string(op.Status), int64(op.Amount), int64(op.Refunded),
-		nullUUID(op.TSPID), nullString(op.BankID), nullUUID(op.Token), nullUUID(op.ParentID),
-		nullString(op.QRCID), nullString(op.Payload), nullString(op.IdemKey), op.Description, op.Month,
-		micros(op.CreatedAt), nullMicros(op.ExpiresAt), nullMicros(op.FinishedAt))
+		args: []any{op.ID, op.WalletID, op.PartnerID, string(op.Type), string(op.Status), int64(op.Amount), int64(op.Refunded),
+			nullUUID(op.TSPID), nullString(op.BankID), nullUUID(op.Token), nullUUID(op.ParentID),
+			nullString(op.QRCID), nullString(op.Payload), nullString(op.IdemKey), op.Description, op.Month,
+			micros(op.CreatedAt), nullMicros(op.ExpiresAt), nullMicros(op.FinishedAt)}})
 }
 
 func (t *walletTx) Operation(ctx context.Context, partnerID, walletID, opID uuid.UUID) (wallet.Operation, error) {
@@ -79,7 +82,9 @@ func (t *walletTx) OperationByIdemKey(ctx context.Context, partnerID uuid.UUID, 
 }
 
 func (t *walletTx) ReleaseIdemKey(ctx context.Context, opID uuid.UUID) error {
-	return t.q.execLater(ctx, nil, `UPDATE operations SET idempotency_key = NULL WHERE id = $1`, opID)
+	// A statement of its own: the operation that takes the key next must
+	// find it free.
+	return t.q.execLater(ctx, write{query: `UPDATE operations SET idempotency_key = NULL WHERE id = $1`, args: []any{opID}})
 }
 
 func (t *walletTx) PaymentByToken(ctx context.Context, token uuid.UUID) (wallet.Operation, error) {
@@ -159,12 +164,11 @@ func (t *walletTx) Post(ctx context.Context, lt wallet.LedgerTx) error {
 	// is the overdraft guard: it holds even if a caller forgot to lock, and,
 	// being an error rather than a row left unchanged, it stops a pipelined
 	// COMMIT behind it. A missing account fails the postings' foreign key.
-	if t.eng.pipelines {
-		return t.postJoined(ctx, lt)
-	}
-	// SQLite runs each statement in-process: nothing to save by joining them.
-	if err := t.q.execLater(ctx, nil, `INSERT INTO ledger_transactions (id, operation_id, kind, created_at) VALUES ($1, $2, $3, $4)`,
-		lt.ID, lt.OperationID, lt.Kind, micros(lt.CreatedAt)); err != nil {
+	// Each part names its row: an account appears once in a transaction (the
+	// postings' key), so they may share a statement.
+	if err := t.q.execLater(ctx, write{row: "ledger_transactions/" + lt.ID.String(),
+		query: `INSERT INTO ledger_transactions (id, operation_id, kind, created_at) VALUES ($1, $2, $3, $4)`,
+		args:  []any{lt.ID, lt.OperationID, lt.Kind, micros(lt.CreatedAt)}}); err != nil {
 		return err
 	}
 	values := make([]string, 0, len(lt.Postings))
@@ -174,34 +178,15 @@ func (t *walletTx) Post(ctx context.Context, lt wallet.LedgerTx) error {
 		args = append(args, p.Account, int64(p.Amount))
 		values = append(values, fmt.Sprintf("($1, $%d, $%d)", len(args)-1, len(args)))
 		if p.Kind == wallet.WalletAccount {
-			if err := t.q.execLater(ctx, t.overdraft, `UPDATE accounts SET balance = balance + $1 WHERE id = $2`,
-				int64(p.Amount), p.Account); err != nil {
+			if err := t.q.execLater(ctx, write{row: "accounts/" + p.Account.String(), mapErr: t.overdraft,
+				query: `UPDATE accounts SET balance = balance + $1 WHERE id = $2`,
+				args:  []any{int64(p.Amount), p.Account}}); err != nil {
 				return err
 			}
 		}
 	}
-	return t.q.execLater(ctx, nil, `INSERT INTO postings (tx_id, account_id, amount) VALUES `+strings.Join(values, ", "), args...)
-}
-
-// postJoined writes a ledger transaction in one statement (PostgreSQL), where
-// it took a statement per table, each with its executor start-up on the
-// server. The parts write different tables and an account appears once in a
-// transaction (the postings' key), so no part needs another's effect; the
-// foreign keys are checked when the statement ends, with every row in.
-func (t *walletTx) postJoined(ctx context.Context, lt wallet.LedgerTx) error {
-	args := []any{lt.ID, lt.OperationID, lt.Kind, micros(lt.CreatedAt)}
-	with := []string{`lt AS (INSERT INTO ledger_transactions (id, operation_id, kind, created_at) VALUES ($1, $2, $3, $4))`}
-	values := make([]string, 0, len(lt.Postings))
-	for _, p := range lt.Postings {
-		args = append(args, p.Account, int64(p.Amount))
-		acc, amount := len(args)-1, len(args)
-		values = append(values, fmt.Sprintf("($1, $%d, $%d)", acc, amount))
-		if p.Kind == wallet.WalletAccount {
-			with = append(with, fmt.Sprintf(`b%d AS (UPDATE accounts SET balance = balance + $%d WHERE id = $%d)`, len(with), amount, acc))
-		}
-	}
-	return t.q.execLater(ctx, t.overdraft, `WITH `+strings.Join(with, ", ")+
-		` INSERT INTO postings (tx_id, account_id, amount) VALUES `+strings.Join(values, ", "), args...)
+	return t.q.execLater(ctx, write{row: "postings/" + lt.ID.String(),
+		query: `INSERT INTO postings (tx_id, account_id, amount) VALUES ` + strings.Join(values, ", "), args: args})
 }
 
 // overdraft maps the balance CHECK's violation to the domain's sentinel.
@@ -223,15 +208,17 @@ func (t *walletTx) AddMonthUsage(ctx context.Context, walletID uuid.UUID, month 
 		return changed(t.q.exec(ctx, `UPDATE month_usage SET amount = amount + $1
 			WHERE wallet_id = $2 AND month = $3 AND operation_type = $4`, int64(delta), walletID, month, string(typ)))
 	}
-	return t.q.execLater(ctx, nil, `INSERT INTO month_usage (wallet_id, month, operation_type, amount) VALUES ($1, $2, $3, $4)
+	return t.q.execLater(ctx, write{row: fmt.Sprintf("month_usage/%s/%d/%s", walletID, month, typ),
+		query: `INSERT INTO month_usage (wallet_id, month, operation_type, amount) VALUES ($1, $2, $3, $4)
 		ON CONFLICT (wallet_id, month, operation_type) DO UPDATE SET amount = month_usage.amount + excluded.amount`,
-		walletID, month, string(typ), int64(delta))
+		args: []any{walletID, month, string(typ), int64(delta)}})
 }
 
 func (t *walletTx) EnqueueJob(ctx context.Context, j wallet.Job) error {
-	return t.q.execLater(ctx, nil, `INSERT INTO jobs (id, kind, ref_id, run_at, created_at) VALUES ($1, $2, $3, $4, $5)
+	return t.q.execLater(ctx, write{row: "jobs/" + j.Kind + "/" + j.Ref.String(),
+		query: `INSERT INTO jobs (id, kind, ref_id, run_at, created_at) VALUES ($1, $2, $3, $4, $5)
 		ON CONFLICT (kind, ref_id) DO UPDATE SET run_at = excluded.run_at, done_at = NULL, lease_until = NULL`,
-		j.ID, j.Kind, j.Ref, micros(j.RunAt), micros(j.CreatedAt))
+		args: []any{j.ID, j.Kind, j.Ref, micros(j.RunAt), micros(j.CreatedAt)}})
 }
 
 // InsertEvent decides in SQL whether the partner takes webhooks, so the
@@ -240,12 +227,16 @@ func (t *walletTx) InsertEvent(ctx context.Context, e wallet.Event, delivery wal
 	if e.PartnerID == t.noHooks {
 		return nil // read in this transaction: the partner has no URL
 	}
-	if err := t.q.execLater(ctx, nil, `INSERT INTO webhook_events (id, partner_id, type, wallet_id, operation_id, created_at)
+	// Both ask the partner's row, which no wallet transaction changes, rather
+	// than one the other, so they may share a statement.
+	if err := t.q.execLater(ctx, write{row: "webhook_events/" + e.ID.String(),
+		query: `INSERT INTO webhook_events (id, partner_id, type, wallet_id, operation_id, created_at)
 		SELECT $1, $2, $3, $4, $5, $6 FROM partners WHERE id = $2 AND webhook_url <> ''`,
-		e.ID, e.PartnerID, e.Type, e.WalletID, nullUUID(e.OperationID), micros(e.CreatedAt)); err != nil {
+		args: []any{e.ID, e.PartnerID, e.Type, e.WalletID, nullUUID(e.OperationID), micros(e.CreatedAt)}}); err != nil {
 		return err
 	}
-	return t.q.execLater(ctx, nil, `INSERT INTO jobs (id, kind, ref_id, run_at, created_at)
-		SELECT $1, $2, $3, $4, $5 FROM webhook_events WHERE id = $3`,
-		delivery.ID, delivery.Kind, delivery.Ref, micros(delivery.RunAt), micros(delivery.CreatedAt))
+	return t.q.execLater(ctx, write{row: "jobs/" + delivery.Kind + "/" + delivery.Ref.String(),
+		query: `INSERT INTO jobs (id, kind, ref_id, run_at, created_at)
+		SELECT $1, $2, $3, $4, $5 FROM partners WHERE id = $6 AND webhook_url <> ''`,
+		args: []any{delivery.ID, delivery.Kind, delivery.Ref, micros(delivery.RunAt), micros(delivery.CreatedAt), e.PartnerID}})
 }

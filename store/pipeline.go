@@ -31,13 +31,7 @@ type pipeline struct {
 	readOnly bool
 	begin    string // the BEGIN statement, until it is sent
 	sent     bool   // BEGIN has been sent: ROLLBACK or COMMIT must end the transaction
-	pending  []queuedWrite
-}
-
-type queuedWrite struct {
-	query  string
-	args   []any
-	mapErr func(error) error
+	pending  []write
 }
 
 var _ stmts = (*pipeline)(nil)
@@ -58,11 +52,11 @@ func (p *pipeline) exec(ctx context.Context, query string, args ...any) (int64, 
 	return n, err
 }
 
-func (p *pipeline) execLater(_ context.Context, mapErr func(error) error, query string, args ...any) error {
+func (p *pipeline) execLater(_ context.Context, w write) error {
 	if p.readOnly {
 		return errReadOnly
 	}
-	p.pending = append(p.pending, queuedWrite{query: query, args: args, mapErr: mapErr})
+	p.pending = append(p.pending, w)
 	return nil
 }
 
@@ -101,7 +95,7 @@ func (p *pipeline) roundTrip(ctx context.Context, items ...batchItem) error {
 		b.Queue(p.begin)
 		p.begin, p.sent = "", true
 	}
-	writes := p.pending
+	writes := joinWrites(p.pending)
 	p.pending = nil
 	for _, w := range writes {
 		b.Queue(w.query, pgArgs(w.args)...)
@@ -113,7 +107,7 @@ func (p *pipeline) roundTrip(ctx context.Context, items ...batchItem) error {
 	return errors.Join(p.results(br, beginning, writes, items), br.Close())
 }
 
-func (p *pipeline) results(br pgx.BatchResults, beginning bool, writes []queuedWrite, items []batchItem) error {
+func (p *pipeline) results(br pgx.BatchResults, beginning bool, writes []write, items []batchItem) error {
 	if beginning {
 		if _, err := br.Exec(); err != nil {
 			return err
@@ -220,7 +214,7 @@ func (r pgReads) query(ctx context.Context, reads ...read) error {
 
 func (pgReads) exec(context.Context, string, ...any) (int64, error) { return 0, errReadOnly }
 
-func (pgReads) execLater(context.Context, func(error) error, string, ...any) error {
+func (pgReads) execLater(context.Context, write) error {
 	return errReadOnly
 }
 

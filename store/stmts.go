@@ -15,10 +15,26 @@ type stmts interface {
 	// exec runs a write now and returns how many rows it changed.
 	exec(ctx context.Context, query string, args ...any) (int64, error)
 	// execLater runs a write whose outcome nothing reads before the commit: at
-	// once or queued. mapErr (nil: none) turns its error into the domain's; a
-	// queued write's error is returned by a later call or by the commit, and
-	// fails the transaction as a whole.
-	execLater(ctx context.Context, mapErr func(error) error, query string, args ...any) error
+	// once or queued. A queued write's error is returned by a later call or by
+	// the commit, and fails the transaction as a whole.
+	execLater(ctx context.Context, w write) error
+}
+
+// write is a statement for execLater.
+type write struct {
+	query string
+	args  []any
+	// mapErr (nil: none) turns the write's error into the domain's. It must
+	// hand on unchanged any error that is not its own.
+	mapErr func(error) error
+	// row names the row the write changes ("table/key"), and so lets it share
+	// one statement with the transaction's other queued writes (joinWrites);
+	// empty, it runs as a statement of its own. A write may name its row only
+	// if it reads nothing another write of the transaction changes, and no
+	// unique key of the rows it writes may have been freed by another: the
+	// parts of one statement see one snapshot and run in no set order.
+	// Foreign keys are checked when the statement ends, with every part done.
+	row string
 }
 
 // reader runs reads (together, where the engine can) and hands each its rows.
@@ -87,10 +103,10 @@ func (s sqlStmts) exec(ctx context.Context, query string, args ...any) (int64, e
 	return res.RowsAffected()
 }
 
-func (s sqlStmts) execLater(ctx context.Context, mapErr func(error) error, query string, args ...any) error {
-	_, err := s.q.ExecContext(ctx, query, args...)
-	if err != nil && mapErr != nil {
-		return mapErr(err)
+func (s sqlStmts) execLater(ctx context.Context, w write) error {
+	_, err := s.q.ExecContext(ctx, w.query, w.args...)
+	if err != nil && w.mapErr != nil {
+		return w.mapErr(err)
 	}
 	return err
 }
