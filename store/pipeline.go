@@ -13,7 +13,8 @@ import (
 
 // pipeline runs one PostgreSQL transaction with as few round trips as it can:
 // BEGIN travels with the first statement, and writes sent with execLater wait
-// and travel with the next read or with COMMIT. A payment that took fourteen
+// and travel with the next read or with COMMIT, joined into as few statements
+// as they may be (joinWrites). A payment that took fourteen
 // round trips takes a handful, and each saved one was CPU on both ends of the
 // socket (the profiles showed a third of walletd's time in write syscalls).
 //
