@@ -211,20 +211,13 @@ func newMatrix(t *testing.T, dsn string, v *api.Validator) *matrix {
 	return m
 }
 
+// createPartner creates a partner and a TSP of its through the CLI, as an
+// operator would.
 func (m *matrix) createPartner(t *testing.T, name string) *partner {
 	t.Helper()
-	var p partner
-	if err := json.Unmarshal(m.cli(t, "partner", "create", "--name", "Партнёр "+name), &p); err != nil || p.PartnerID == "" {
-		t.Fatalf("partner create %s: %v", name, err)
-	}
-	var tsp struct {
-		TSPID string `json:"tspId"`
-	}
-	if err := json.Unmarshal(m.cli(t, "tsp", "create", "--partner", p.PartnerID, "--name", "ТСП "+name), &tsp); err != nil || tsp.TSPID == "" {
-		t.Fatalf("tsp create %s: %v", name, err)
-	}
-	p.TSPID = tsp.TSPID
-	return &p
+	p := procs.CreatePartner(t, m.dsn, "Партнёр "+name)
+	tsp := procs.CreateTSP(t, m.dsn, p.PartnerID, "ТСП "+name)
+	return &partner{PartnerID: p.PartnerID.String(), ClientID: p.ClientID, ClientSecret: p.ClientSecret, TSPID: tsp.String()}
 }
 
 // asA sends a request of partner A to the main server and requires a 200.
