@@ -21,7 +21,7 @@ func joinWrites(ws []write) []write {
 	}
 	out := make([]write, 0, len(ws))
 	var run []write
-	rows := map[string]bool{}
+	rows := make(map[rowKey]bool, len(ws))
 	flush := func() {
 		if len(run) > 0 {
 			out = append(out, joined(run))
@@ -30,7 +30,7 @@ func joinWrites(ws []write) []write {
 		}
 	}
 	for _, w := range ws {
-		if w.row == "" {
+		if w.row == (rowKey{}) {
 			flush()
 			out = append(out, w)
 			continue
@@ -53,30 +53,22 @@ func joined(ws []write) write {
 	if len(ws) == 1 {
 		return ws[0]
 	}
-	var q strings.Builder
 	var args []any
+	parts := make([]string, 0, len(ws)-1)
 	maps := make([]func(error) error, 0, len(ws))
-	q.WriteString("WITH ")
-	for i, w := range ws {
-		switch {
-		case i == len(ws)-1:
-			q.WriteString(" ")
-		case i > 0:
-			q.WriteString(", ")
-		}
-		if i < len(ws)-1 {
-			q.WriteString("w" + strconv.Itoa(i) + " AS (")
-		}
-		q.WriteString(renumber(w.query, len(args)))
-		if i < len(ws)-1 {
-			q.WriteString(")")
-		}
+	for i, w := range ws[:len(ws)-1] {
+		parts = append(parts, "w"+strconv.Itoa(i)+" AS ("+renumber(w.query, len(args))+")")
 		args = append(args, w.args...)
+	}
+	last := ws[len(ws)-1]
+	query := "WITH " + strings.Join(parts, ", ") + " " + renumber(last.query, len(args))
+	args = append(args, last.args...)
+	for _, w := range ws {
 		if w.mapErr != nil {
 			maps = append(maps, w.mapErr)
 		}
 	}
-	return write{query: q.String(), args: args, row: ws[0].row, mapErr: func(err error) error {
+	return write{query: query, args: args, mapErr: func(err error) error {
 		for _, m := range maps {
 			err = m(err)
 		}

@@ -3,9 +3,7 @@ package store
 import (
 	"context"
 	"errors"
-	"os"
 	"reflect"
-	"strconv"
 	"testing"
 )
 
@@ -34,7 +32,7 @@ func TestRenumber(t *testing.T) {
 }
 
 func TestJoinWrites(t *testing.T) {
-	w := func(row, query string, args ...any) write { return write{row: row, query: query, args: args} }
+	w := func(row rowKey, query string, args ...any) write { return write{row: row, query: query, args: args} }
 	tests := []struct {
 		name  string
 		in    []write
@@ -43,16 +41,16 @@ func TestJoinWrites(t *testing.T) {
 	}{
 		{
 			name:  "one write as it is",
-			in:    []write{w("a/1", "INSERT INTO a VALUES ($1)", 1)},
+			in:    []write{w(rowKey{"a", 1}, "INSERT INTO a VALUES ($1)", 1)},
 			want:  []string{"INSERT INTO a VALUES ($1)"},
 			wargs: [][]any{{1}},
 		},
 		{
 			name: "rows that differ share one statement",
 			in: []write{
-				w("a/1", "INSERT INTO a VALUES ($1, $2)", 1, 2),
-				w("b/1", "UPDATE b SET n = n + $1 WHERE id = $2", 3, 4),
-				w("c/1", "INSERT INTO c VALUES ($1)", 5),
+				w(rowKey{"a", 1}, "INSERT INTO a VALUES ($1, $2)", 1, 2),
+				w(rowKey{"b", 1}, "UPDATE b SET n = n + $1 WHERE id = $2", 3, 4),
+				w(rowKey{"c", 1}, "INSERT INTO c VALUES ($1)", 5),
 			},
 			want:  []string{"WITH w0 AS (INSERT INTO a VALUES ($1, $2)), w1 AS (UPDATE b SET n = n + $3 WHERE id = $4) INSERT INTO c VALUES ($5)"},
 			wargs: [][]any{{1, 2, 3, 4, 5}},
@@ -60,9 +58,9 @@ func TestJoinWrites(t *testing.T) {
 		{
 			name: "the same row twice starts a new statement",
 			in: []write{
-				w("b/1", "UPDATE b SET n = n + $1 WHERE id = $2", 1, "x"),
-				w("c/1", "INSERT INTO c VALUES ($1)", 2),
-				w("b/1", "UPDATE b SET n = n + $1 WHERE id = $2", 3, "x"),
+				w(rowKey{"b", 1}, "UPDATE b SET n = n + $1 WHERE id = $2", 1, "x"),
+				w(rowKey{"c", 1}, "INSERT INTO c VALUES ($1)", 2),
+				w(rowKey{"b", 1}, "UPDATE b SET n = n + $1 WHERE id = $2", 3, "x"),
 			},
 			want: []string{
 				"WITH w0 AS (UPDATE b SET n = n + $1 WHERE id = $2) INSERT INTO c VALUES ($3)",
@@ -73,10 +71,10 @@ func TestJoinWrites(t *testing.T) {
 		{
 			name: "a write that names no row stands alone, in its place",
 			in: []write{
-				w("a/1", "INSERT INTO a VALUES ($1)", 1),
-				w("", "UPDATE a SET k = NULL WHERE id = $1", 0),
-				w("a/2", "INSERT INTO a VALUES ($1)", 2),
-				w("c/2", "INSERT INTO c VALUES ($1)", 3),
+				w(rowKey{"a", 1}, "INSERT INTO a VALUES ($1)", 1),
+				w(rowKey{}, "UPDATE a SET k = NULL WHERE id = $1", 0),
+				w(rowKey{"a", 2}, "INSERT INTO a VALUES ($1)", 2),
+				w(rowKey{"c", 2}, "INSERT INTO c VALUES ($1)", 3),
 			},
 			want: []string{
 				"INSERT INTO a VALUES ($1)",
@@ -118,9 +116,9 @@ func TestJoinedErrorsMapByPart(t *testing.T) {
 		}
 	}
 	j := joinWrites([]write{
-		{row: "a/1", query: "INSERT INTO a VALUES ($1)", mapErr: mapTo(errDup, domDup)},
-		{row: "b/1", query: "UPDATE b SET n = 1"},
-		{row: "c/1", query: "UPDATE c SET n = 1", mapErr: mapTo(errFunds, domFunds)},
+		{row: rowKey{"a", 1}, query: "INSERT INTO a VALUES ($1)", mapErr: mapTo(errDup, domDup)},
+		{row: rowKey{"b", 1}, query: "UPDATE b SET n = 1"},
+		{row: rowKey{"c", 1}, query: "UPDATE c SET n = 1", mapErr: mapTo(errFunds, domFunds)},
 	})
 	if len(j) != 1 {
 		t.Fatalf("got %d statements, want 1", len(j))
@@ -137,29 +135,21 @@ func TestJoinedErrorsMapByPart(t *testing.T) {
 // joined statements keep every change, including a row's second one, which a
 // single statement would drop without an error.
 func TestJoinedWritesOnPostgres(t *testing.T) {
-	dsn := os.Getenv("WALLET_TEST_POSTGRES")
-	if dsn == "" {
-		t.Skip("WALLET_TEST_POSTGRES is not set")
-	}
+	db, _ := openTestPostgres(t, Options{MaxConns: 1})
 	t.Parallel()
 	ctx := context.Background()
-	db, err := Open(ctx, dsn, Options{MaxConns: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
 	add := func(id, n int) write {
-		return write{row: "j/" + strconv.Itoa(id), query: `UPDATE j SET n = n + $1 WHERE id = $2`, args: []any{n, id}}
+		return write{row: rowKey{"j", id}, query: `UPDATE j SET n = n + $1 WHERE id = $2`, args: []any{n, id}}
 	}
 	got := map[int]int{}
-	err = db.pipelined(ctx, func(ctx context.Context, p *pipeline) error {
+	err := db.pipelined(ctx, func(ctx context.Context, p *pipeline) error {
 		if _, err := p.exec(ctx, `CREATE TEMPORARY TABLE j (id int PRIMARY KEY, n int NOT NULL) ON COMMIT DROP`); err != nil {
 			return err
 		}
 		if _, err := p.exec(ctx, `INSERT INTO j VALUES (1, 0), (2, 0)`); err != nil {
 			return err
 		}
-		for _, w := range []write{add(1, 5), add(2, 7), add(1, 11), {row: "j/3", query: `INSERT INTO j VALUES ($1, $2)`, args: []any{3, 13}}} {
+		for _, w := range []write{add(1, 5), add(2, 7), add(1, 11), {row: rowKey{"j", 3}, query: `INSERT INTO j VALUES ($1, $2)`, args: []any{3, 13}}} {
 			if err := p.execLater(ctx, w); err != nil {
 				return err
 			}

@@ -50,7 +50,7 @@ func scanOperation(row scanner) (wallet.Operation, error) {
 func (t *walletTx) InsertOperation(ctx context.Context, op wallet.Operation) error {
 	// Its unique keys are new (a released Idempotency-Key was freed by a
 	// statement of its own): it may share a statement.
-	return t.q.execLater(ctx, write{row: "operations/" + op.ID.String(), mapErr: t.duplicate,
+	return t.q.execLater(ctx, write{row: rowKey{"operations", op.ID}, mapErr: t.duplicate,
 		query: `INSERT INTO operations (` + operationColumns + `)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)`,
 		args: []any{op.ID, op.WalletID, op.PartnerID, string(op.Type), string(op.Status), int64(op.Amount), int64(op.Refunded),
@@ -166,7 +166,7 @@ func (t *walletTx) Post(ctx context.Context, lt wallet.LedgerTx) error {
 	// COMMIT behind it. A missing account fails the postings' foreign key.
 	// Each part names its row: an account appears once in a transaction (the
 	// postings' key), so they may share a statement.
-	if err := t.q.execLater(ctx, write{row: "ledger_transactions/" + lt.ID.String(),
+	if err := t.q.execLater(ctx, write{row: rowKey{"ledger_transactions", lt.ID},
 		query: `INSERT INTO ledger_transactions (id, operation_id, kind, created_at) VALUES ($1, $2, $3, $4)`,
 		args:  []any{lt.ID, lt.OperationID, lt.Kind, micros(lt.CreatedAt)}}); err != nil {
 		return err
@@ -178,14 +178,14 @@ func (t *walletTx) Post(ctx context.Context, lt wallet.LedgerTx) error {
 		args = append(args, p.Account, int64(p.Amount))
 		values = append(values, fmt.Sprintf("($1, $%d, $%d)", len(args)-1, len(args)))
 		if p.Kind == wallet.WalletAccount {
-			if err := t.q.execLater(ctx, write{row: "accounts/" + p.Account.String(), mapErr: t.overdraft,
+			if err := t.q.execLater(ctx, write{row: rowKey{"accounts", p.Account}, mapErr: t.overdraft,
 				query: `UPDATE accounts SET balance = balance + $1 WHERE id = $2`,
 				args:  []any{int64(p.Amount), p.Account}}); err != nil {
 				return err
 			}
 		}
 	}
-	return t.q.execLater(ctx, write{row: "postings/" + lt.ID.String(),
+	return t.q.execLater(ctx, write{row: rowKey{"postings", lt.ID},
 		query: `INSERT INTO postings (tx_id, account_id, amount) VALUES ` + strings.Join(values, ", "), args: args})
 }
 
@@ -208,14 +208,27 @@ func (t *walletTx) AddMonthUsage(ctx context.Context, walletID uuid.UUID, month 
 		return changed(t.q.exec(ctx, `UPDATE month_usage SET amount = amount + $1
 			WHERE wallet_id = $2 AND month = $3 AND operation_type = $4`, int64(delta), walletID, month, string(typ)))
 	}
-	return t.q.execLater(ctx, write{row: fmt.Sprintf("month_usage/%s/%d/%s", walletID, month, typ),
+	return t.q.execLater(ctx, write{row: rowKey{"month_usage", usageKey{walletID, month, typ}},
 		query: `INSERT INTO month_usage (wallet_id, month, operation_type, amount) VALUES ($1, $2, $3, $4)
 		ON CONFLICT (wallet_id, month, operation_type) DO UPDATE SET amount = month_usage.amount + excluded.amount`,
 		args: []any{walletID, month, string(typ), int64(delta)}})
 }
 
+// usageKey and jobKey are the keys of a month_usage and a jobs row.
+type (
+	usageKey struct {
+		wallet uuid.UUID
+		month  int
+		typ    wallet.OperationType
+	}
+	jobKey struct {
+		kind string
+		ref  uuid.UUID
+	}
+)
+
 func (t *walletTx) EnqueueJob(ctx context.Context, j wallet.Job) error {
-	return t.q.execLater(ctx, write{row: "jobs/" + j.Kind + "/" + j.Ref.String(),
+	return t.q.execLater(ctx, write{row: rowKey{"jobs", jobKey{j.Kind, j.Ref}},
 		query: `INSERT INTO jobs (id, kind, ref_id, run_at, created_at) VALUES ($1, $2, $3, $4, $5)
 		ON CONFLICT (kind, ref_id) DO UPDATE SET run_at = excluded.run_at, done_at = NULL, lease_until = NULL`,
 		args: []any{j.ID, j.Kind, j.Ref, micros(j.RunAt), micros(j.CreatedAt)}})
@@ -229,13 +242,13 @@ func (t *walletTx) InsertEvent(ctx context.Context, e wallet.Event, delivery wal
 	}
 	// Both ask the partner's row, which no wallet transaction changes, rather
 	// than one the other, so they may share a statement.
-	if err := t.q.execLater(ctx, write{row: "webhook_events/" + e.ID.String(),
+	if err := t.q.execLater(ctx, write{row: rowKey{"webhook_events", e.ID},
 		query: `INSERT INTO webhook_events (id, partner_id, type, wallet_id, operation_id, created_at)
 		SELECT $1, $2, $3, $4, $5, $6 FROM partners WHERE id = $2 AND webhook_url <> ''`,
 		args: []any{e.ID, e.PartnerID, e.Type, e.WalletID, nullUUID(e.OperationID), micros(e.CreatedAt)}}); err != nil {
 		return err
 	}
-	return t.q.execLater(ctx, write{row: "jobs/" + delivery.Kind + "/" + delivery.Ref.String(),
+	return t.q.execLater(ctx, write{row: rowKey{"jobs", jobKey{delivery.Kind, delivery.Ref}},
 		query: `INSERT INTO jobs (id, kind, ref_id, run_at, created_at)
 		SELECT $1, $2, $3, $4, $5 FROM partners WHERE id = $6 AND webhook_url <> ''`,
 		args: []any{delivery.ID, delivery.Kind, delivery.Ref, micros(delivery.RunAt), micros(delivery.CreatedAt), e.PartnerID}})

@@ -27,14 +27,22 @@ type write struct {
 	// mapErr (nil: none) turns the write's error into the domain's. It must
 	// hand on unchanged any error that is not its own.
 	mapErr func(error) error
-	// row names the row the write changes ("table/key"), and so lets it share
-	// one statement with the transaction's other queued writes (joinWrites);
-	// empty, it runs as a statement of its own. A write may name its row only
-	// if it reads nothing another write of the transaction changes, and no
-	// unique key of the rows it writes may have been freed by another: the
+	// row names the row the write changes, and so lets it share one
+	// statement with the transaction's other queued writes (joinWrites); the
+	// zero rowKey runs it as a statement of its own. A write may name its row
+	// only if it reads nothing another write of the transaction changes, and
+	// no unique key of the rows it writes may have been freed by another: the
 	// parts of one statement see one snapshot and run in no set order.
 	// Foreign keys are checked when the statement ends, with every part done.
-	row string
+	row rowKey
+}
+
+// rowKey names one row: its table and the value of its key, a uuid.UUID or a
+// struct of the key's columns (comparable, so rowKey can key a map). It costs
+// no formatting: SQLite never looks at it.
+type rowKey struct {
+	table string
+	key   any
 }
 
 // reader runs reads (together, where the engine can) and hands each its rows.
