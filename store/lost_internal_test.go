@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"syscall"
 	"testing"
 	"time"
@@ -104,18 +103,10 @@ func refusedConnect(t *testing.T) error {
 // may have committed. Both paths: pgx pipelines (wallet transactions) and
 // database/sql (the rest).
 func TestLostCommitIsNotRunAgain(t *testing.T) {
-	base := os.Getenv("WALLET_TEST_POSTGRES")
-	if base == "" {
-		t.Skip("WALLET_TEST_POSTGRES is not set")
-	}
+	// Backends are closed by pid, so the store needs no name of its own.
+	db, base := openTestPostgres(t, Options{MaxConns: 2})
 	t.Parallel()
 	ctx := context.Background()
-	// Backends are closed by pid, so the store needs no name of its own.
-	db, err := Open(ctx, base, Options{MaxConns: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
 	admin, err := sql.Open("pgx", base)
 	if err != nil {
 		t.Fatal(err)
