@@ -37,10 +37,15 @@ var (
 )
 
 // duplicate reports a unique-constraint violation, by code, never by message.
-func (e *engine) duplicate(err error) bool {
+func (e *engine) duplicate(err error) bool { return e.uniqueViolation(err, "") }
+
+// uniqueViolation reports a unique constraint of table ("": of any table)
+// refusing a row, by code. SQLite does not name the table: its callers ask
+// about one statement only.
+func (e *engine) uniqueViolation(err error, table string) bool {
 	var pg *pgconn.PgError
 	if errors.As(err, &pg) {
-		return pg.Code == "23505"
+		return pg.Code == "23505" && (table == "" || pg.TableName == table)
 	}
 	var lite *sqlite.Error
 	if errors.As(err, &lite) {

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"reflect"
 	"testing"
+
+	"github.com/perspektiva/walletd/wallet"
 )
 
 func TestRenumber(t *testing.T) {
@@ -166,5 +168,53 @@ func TestJoinedWritesOnPostgres(t *testing.T) {
 	}
 	if want := map[int]int{1: 16, 2: 7, 3: 13}; !reflect.DeepEqual(got, want) {
 		t.Errorf("rows after the joined writes: %v, want %v", got, want)
+	}
+}
+
+// TestJoinedDuplicateIsTheOperations: an operation's write maps a unique
+// violation to ErrDuplicate only when it is its own; joined with it, another
+// table's broken key is a failure, not a duplicate to run again.
+func TestJoinedDuplicateIsTheOperations(t *testing.T) {
+	db, _ := openTestPostgres(t, Options{MaxConns: 1})
+	t.Parallel()
+	ctx := context.Background()
+	tx := &walletTx{eng: &db.eng}
+	insert := func(table string, id int, mapErr func(error) error) write {
+		return write{row: rowKey{table, id}, mapErr: mapErr, query: `INSERT INTO ` + table + ` VALUES ($1)`, args: []any{id}}
+	}
+	cases := []struct {
+		name      string
+		writes    []write
+		duplicate bool
+	}{
+		{"the operation's own key", []write{insert("operations", 1, tx.duplicateOperation), insert("other", 2, nil)}, true},
+		{"another table's key", []write{insert("operations", 2, tx.duplicateOperation), insert("other", 1, nil)}, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			err := db.pipelined(ctx, func(ctx context.Context, p *pipeline) error {
+				// A temporary operations table hides any real one in this session.
+				for _, table := range []string{"operations", "other"} {
+					if _, err := p.exec(ctx, `CREATE TEMPORARY TABLE `+table+` (id int PRIMARY KEY) ON COMMIT DROP`); err != nil {
+						return err
+					}
+					if _, err := p.exec(ctx, `INSERT INTO `+table+` VALUES (1)`); err != nil {
+						return err
+					}
+				}
+				for _, w := range c.writes {
+					if err := p.execLater(ctx, w); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+			switch {
+			case c.duplicate && !errors.Is(err, wallet.ErrDuplicate):
+				t.Errorf("commit: %v, want ErrDuplicate", err)
+			case !c.duplicate && (errors.Is(err, wallet.ErrDuplicate) || !db.eng.duplicate(err)):
+				t.Errorf("commit: %v, want the other table's unique violation as it is", err)
+			}
+		})
 	}
 }

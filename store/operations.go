@@ -50,13 +50,23 @@ func scanOperation(row scanner) (wallet.Operation, error) {
 func (t *walletTx) InsertOperation(ctx context.Context, op wallet.Operation) error {
 	// Its unique keys are new (a released Idempotency-Key was freed by a
 	// statement of its own): it may share a statement.
-	return t.q.execLater(ctx, write{row: rowKey{"operations", op.ID}, mapErr: t.duplicate,
+	return t.q.execLater(ctx, write{row: rowKey{"operations", op.ID}, mapErr: t.duplicateOperation,
 		query: `INSERT INTO operations (` + operationColumns + `)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)`,
 		args: []any{op.ID, op.WalletID, op.PartnerID, string(op.Type), string(op.Status), int64(op.Amount), int64(op.Refunded),
 			nullUUID(op.TSPID), nullString(op.BankID), nullUUID(op.Token), nullUUID(op.ParentID),
 			nullString(op.QRCID), nullString(op.Payload), nullString(op.IdemKey), op.Description, op.Month,
 			micros(op.CreatedAt), nullMicros(op.ExpiresAt), nullMicros(op.FinishedAt)}})
+}
+
+// duplicateOperation maps a unique violation of operations (a payment token
+// used twice) to the domain's sentinel. Joined with other writes, the
+// statement may also fail on their keys, and those are no duplicates.
+func (t *walletTx) duplicateOperation(err error) error {
+	if t.eng.uniqueViolation(err, "operations") {
+		return wallet.ErrDuplicate
+	}
+	return err
 }
 
 func (t *walletTx) Operation(ctx context.Context, partnerID, walletID, opID uuid.UUID) (wallet.Operation, error) {
