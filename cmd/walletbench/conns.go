@@ -78,13 +78,14 @@ func (cs *conns) do(req *http.Request, limit int64) (status int, body []byte, er
 			_ = c.nc.Close()
 		}
 	}()
-	// A deadline in the past wakes a worker blocked on the connection when
-	// ctx ends; such a connection is not reused.
-	stop := context.AfterFunc(ctx, func() { _ = c.nc.SetDeadline(time.Unix(1, 0)) })
-	defer stop()
 	if err := c.nc.SetDeadline(time.Now().Add(requestTimeout)); err != nil {
 		return 0, nil, err
 	}
+	// A deadline in the past wakes a worker blocked on the connection when
+	// ctx ends; such a connection is not reused. Set after the request's own
+	// deadline, which would otherwise undo it if ctx ended in between.
+	stop := context.AfterFunc(ctx, func() { _ = c.nc.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
 	if err := req.Write(c.bw); err != nil {
 		return 0, nil, err
 	}
