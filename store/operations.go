@@ -251,7 +251,10 @@ func (t *walletTx) InsertEvent(ctx context.Context, e wallet.Event, delivery wal
 		return nil // read in this transaction: the partner has no URL
 	}
 	// Both ask the partner's row, which no wallet transaction changes, rather
-	// than one the other, so they may share a statement.
+	// than one the other, so they may share a statement. They must see the
+	// same row, or an event could lose its job: on PostgreSQL, two adjacent
+	// writes naming distinct rows always share one statement and its snapshot;
+	// SQLite's transaction sees one database throughout.
 	if err := t.q.execLater(ctx, write{row: rowKey{"webhook_events", e.ID},
 		query: `INSERT INTO webhook_events (id, partner_id, type, wallet_id, operation_id, created_at)
 		SELECT $1, $2, $3, $4, $5, $6 FROM partners WHERE id = $2 AND webhook_url <> ''`,

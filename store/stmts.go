@@ -32,7 +32,8 @@ type write struct {
 	// zero rowKey runs it as a statement of its own. A write may name its row
 	// only if it reads nothing another write of the transaction changes, and
 	// no unique key of the rows it writes may have been freed by another: the
-	// parts of one statement see one snapshot and run in no set order.
+	// parts of one statement see one snapshot and run in no set order (so
+	// when two parts would fail, which error comes back is not set either).
 	// Foreign keys are checked when the statement ends, with every part done.
 	row rowKey
 }
