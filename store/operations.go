@@ -207,8 +207,13 @@ func (t *walletTx) overdraft(err error) error {
 	return err
 }
 
+// AddPendingCredit may wait for the commit: the transaction holds the wallet
+// (wallet.Tx), so the update finds its row, and the schema's CHECK refuses a
+// sum below zero as an error that stops the COMMIT behind it.
 func (t *walletTx) AddPendingCredit(ctx context.Context, walletID uuid.UUID, delta money.Amount) error {
-	return changed(t.q.exec(ctx, `UPDATE wallets SET pending_credit = pending_credit + $1 WHERE id = $2`, int64(delta), walletID))
+	return t.q.execLater(ctx, write{row: rowKey{"wallets", walletID},
+		query: `UPDATE wallets SET pending_credit = pending_credit + $1 WHERE id = $2`,
+		args:  []any{int64(delta), walletID}})
 }
 
 func (t *walletTx) AddMonthUsage(ctx context.Context, walletID uuid.UUID, month int, typ wallet.OperationType, delta money.Amount) error {

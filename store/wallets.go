@@ -162,20 +162,45 @@ func (t *walletTx) HasPendingOperations(ctx context.Context, walletID uuid.UUID)
 	return err == nil, err
 }
 
-func (t *walletTx) Overrides(ctx context.Context, walletID uuid.UUID) (wallet.Overrides, error) {
-	var cols settingColumns
-	err := row(ctx, t.q, `SELECT balance_limit,
-		credit_one_time, credit_month, credit_enabled,
-		payment_one_time, payment_month, payment_enabled,
-		debit_one_time, debit_month, debit_enabled
-		FROM wallet_limits WHERE wallet_id = $1`, walletID).Scan(cols.dest()...)
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		return wallet.Overrides{}, nil
-	case err != nil:
-		return wallet.Overrides{}, err
+func (t *walletTx) LimitState(ctx context.Context, walletID uuid.UUID, month int) (wallet.LimitState, error) {
+	var lr limitRow
+	err := row(ctx, t.q, `SELECT `+limitStateColumns+` FROM (`+usageByType("$1", "$2")+`) AS u
+		LEFT JOIN wallet_limits l ON l.wallet_id = $1`, walletID, month).Scan(lr.dest()...)
+	if err != nil {
+		return wallet.LimitState{}, err
 	}
-	return cols.overrides(), nil
+	return lr.state(), nil
+}
+
+// limitStateColumns are a wallet's settings (wallet_limits l, outer-joined)
+// and its month's usage (usageByType u), in limitRow's order.
+const limitStateColumns = `l.balance_limit, l.credit_one_time, l.credit_month, l.credit_enabled,
+	l.payment_one_time, l.payment_month, l.payment_enabled,
+	l.debit_one_time, l.debit_month, l.debit_enabled,
+	u.credit, u.payment, u.debit, u.refund`
+
+// limitRow scans limitStateColumns.
+type limitRow struct {
+	settings settingColumns
+	used     [len(usageTypes)]sql.NullInt64
+}
+
+func (lr *limitRow) dest() []any {
+	dest := lr.settings.dest()
+	for i := range lr.used {
+		dest = append(dest, &lr.used[i])
+	}
+	return dest
+}
+
+func (lr *limitRow) state() wallet.LimitState {
+	st := wallet.LimitState{Overrides: lr.settings.overrides(), Usage: map[wallet.OperationType]money.Amount{}}
+	for i, u := range lr.used {
+		if u.Valid {
+			st.Usage[usageTypes[i]] = money.Amount(u.Int64)
+		}
+	}
+	return st
 }
 
 // settingColumns scans a wallet_limits row; a missing row read through an
@@ -242,25 +267,6 @@ func (t *walletTx) SaveOverrides(ctx context.Context, walletID uuid.UUID, o wall
 	return err
 }
 
-func (t *walletTx) MonthUsage(ctx context.Context, walletID uuid.UUID, month int) (map[wallet.OperationType]money.Amount, error) {
-	used := map[wallet.OperationType]money.Amount{}
-	err := t.q.query(ctx, read{query: `SELECT operation_type, amount FROM month_usage WHERE wallet_id = $1 AND month = $2`,
-		args: []any{walletID, month}, scan: func(r rows) error {
-			for r.Next() {
-				var (
-					typ    string
-					amount int64
-				)
-				if err := r.Scan(&typ, &amount); err != nil {
-					return err
-				}
-				used[wallet.OperationType(typ)] = money.Amount(amount)
-			}
-			return nil
-		}})
-	return used, err
-}
-
 func (t *walletTx) TSP(ctx context.Context, partnerID, tspID uuid.UUID) (wallet.TSP, error) {
 	var (
 		ts      wallet.TSP
@@ -282,14 +288,11 @@ func (t *walletTx) TSP(ctx context.Context, partnerID, tspID uuid.UUID) (wallet.
 // statement reads what was committed when it began, and only the statement
 // after the lock is sure to see the usage of the payment that held it before.
 func (t *walletTx) PaymentScope(ctx context.Context, partnerID, walletID, tspID, token uuid.UUID, month int) (wallet.PaymentScope, error) {
-	sc := wallet.PaymentScope{Usage: map[wallet.OperationType]money.Amount{}}
-	settings := read{query: `SELECT l.balance_limit, l.credit_one_time, l.credit_month, l.credit_enabled,
-		l.payment_one_time, l.payment_month, l.payment_enabled,
-		l.debit_one_time, l.debit_month, l.debit_enabled,
+	var sc wallet.PaymentScope
+	settings := read{query: `SELECT ` + limitStateColumns + `,
 		ts.id, ts.partner_id, ts.name, ts.created_at,
-		(SELECT webhook_url <> '' FROM partners WHERE id = $3),
-		u.credit, u.payment, u.debit, u.refund
-		FROM (` + usageByType + `) AS u
+		(SELECT webhook_url <> '' FROM partners WHERE id = $3)
+		FROM (` + usageByType("$1", "$4") + `) AS u
 		LEFT JOIN wallet_limits l ON l.wallet_id = $1
 		LEFT JOIN tsps ts ON ts.id = $2 AND ts.partner_id = $3`,
 		args: []any{walletID, tspID, partnerID, month},
@@ -317,43 +320,36 @@ func (t *walletTx) PaymentScope(ctx context.Context, partnerID, walletID, tspID,
 	return sc, nil
 }
 
-// usageByType is one row of a wallet's monthly usage ($1 the wallet, $4 the
-// month), a column for each of usageTypes, in order: one index range read,
-// and an aggregate without GROUP BY yields its row even when there is none.
-// MAX, not SUM, keeps the column BIGINT; (wallet, month, type) is the key.
-const usageByType = `SELECT
+// usageByType is one row of a wallet's monthly usage (the parameters
+// walletParam and monthParam), a column for each of usageTypes, in order: one
+// index range read, and an aggregate without GROUP BY yields its row even when
+// there is none. MAX, not SUM, keeps the column BIGINT; (wallet, month, type)
+// is the key.
+func usageByType(walletParam, monthParam string) string {
+	return `SELECT
 		MAX(CASE WHEN operation_type = 'CREDIT' THEN amount END) AS credit,
 		MAX(CASE WHEN operation_type = 'PAYMENT' THEN amount END) AS payment,
 		MAX(CASE WHEN operation_type = 'DEBIT' THEN amount END) AS debit,
 		MAX(CASE WHEN operation_type = 'REFUND' THEN amount END) AS refund
-		FROM month_usage WHERE wallet_id = $1 AND month = $4`
+		FROM month_usage WHERE wallet_id = ` + walletParam + ` AND month = ` + monthParam
+}
 
 var usageTypes = [...]wallet.OperationType{wallet.Credit, wallet.Payment, wallet.Debit, wallet.Refund}
 
 func scanScope(r scanner, sc *wallet.PaymentScope) (hooks sql.NullBool, err error) {
 	var (
-		settings   settingColumns
+		lr         limitRow
 		tspID      uuid.NullUUID
 		tspPartner uuid.NullUUID
 		tspName    sql.NullString
 		tspCreated sql.NullInt64
-		used       [len(usageTypes)]sql.NullInt64
 	)
-	dest := append(settings.dest(), &tspID, &tspPartner, &tspName, &tspCreated, &hooks)
-	for i := range used {
-		dest = append(dest, &used[i])
-	}
-	if err := r.Scan(dest...); err != nil {
+	if err := r.Scan(append(lr.dest(), &tspID, &tspPartner, &tspName, &tspCreated, &hooks)...); err != nil {
 		return hooks, err
 	}
-	sc.Overrides = settings.overrides()
+	sc.LimitState = lr.state()
 	if sc.TSPFound = tspID.Valid; sc.TSPFound {
 		sc.TSP = wallet.TSP{ID: tspID.UUID, PartnerID: tspPartner.UUID, Name: tspName.String, CreatedAt: fromMicros(tspCreated.Int64)}
-	}
-	for i, u := range used {
-		if u.Valid {
-			sc.Usage[usageTypes[i]] = money.Amount(u.Int64)
-		}
 	}
 	return hooks, nil
 }

@@ -18,15 +18,11 @@ type limits struct {
 }
 
 func (s *Service) loadLimits(ctx context.Context, tx Tx, w Wallet, month int) (limits, error) {
-	o, err := tx.Overrides(ctx, w.ID)
+	st, err := tx.LimitState(ctx, w.ID, month)
 	if err != nil {
 		return limits{}, err
 	}
-	used, err := tx.MonthUsage(ctx, w.ID, month)
-	if err != nil {
-		return limits{}, err
-	}
-	return s.limitsOf(w, o, used), nil
+	return s.limitsOf(w, st.Overrides, st.Usage), nil
 }
 
 // limitsOf puts together the limits of a wallet with its settings and usage.

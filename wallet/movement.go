@@ -461,12 +461,12 @@ func (s *Service) Refund(ctx context.Context, partnerID, walletID, token uuid.UU
 		}
 		now := s.now()
 		month := s.monthOf(now)
-		// A refund is bound by the balance limit alone: no usage to read.
-		o, err := tx.Overrides(ctx, w.ID)
+		// A refund is bound by the balance limit alone: the usage is not asked.
+		st, err := tx.LimitState(ctx, w.ID, month)
 		if err != nil {
 			return Operation{}, err
 		}
-		if err := s.limitsOf(w, o, nil).balance(amount, w.PendingCredit); err != nil {
+		if err := s.limitsOf(w, st.Overrides, nil).balance(amount, w.PendingCredit); err != nil {
 			return Operation{}, err
 		}
 		tsp, err := tx.TSP(ctx, partnerID, pay.TSPID)

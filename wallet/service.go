@@ -288,20 +288,16 @@ func (s *Service) SetLimits(ctx context.Context, partnerID, walletID uuid.UUID, 
 		if err != nil {
 			return err
 		}
-		cur, err := tx.Overrides(ctx, w.ID)
+		cur, err := tx.LimitState(ctx, w.ID, s.monthOf(s.now()))
 		if err != nil {
 			return err
 		}
-		next, err := p.apply(s.limits.Level(w.Identification), cur)
+		next, err := p.apply(s.limits.Level(w.Identification), cur.Overrides)
 		if err != nil {
 			return err
 		}
-		if err := tx.SaveOverrides(ctx, w.ID, next); err != nil {
-			return err
-		}
-		used, err := tx.MonthUsage(ctx, w.ID, s.monthOf(s.now()))
-		view = LimitsView{Wallet: w, Effective: Effective(s.limits.Level(w.Identification), next), MonthUsed: used}
-		return err
+		view = LimitsView{Wallet: w, Effective: Effective(s.limits.Level(w.Identification), next), MonthUsed: cur.Usage}
+		return tx.SaveOverrides(ctx, w.ID, next)
 	})
 	return view, err
 }

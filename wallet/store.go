@@ -23,7 +23,8 @@ type Store interface {
 // ErrNotFound or ErrDuplicate where noted; any other error is a storage failure.
 //
 // A store may defer writes that return nothing (InsertOperation, Post,
-// AddMonthUsage with a positive delta, InsertEvent, EnqueueJob) and send them
+// AddPendingCredit, AddMonthUsage with a positive delta, InsertEvent,
+// EnqueueJob) and send them
 // with its next read or with the commit, to save round trips: their errors,
 // ErrDuplicate and ErrInsufficientFunds included, can then come from a later
 // call or from Update itself, and the transaction is rolled back as a whole.
@@ -41,13 +42,12 @@ type Tx interface {
 	// HasPendingOperations reports whether any operation of the wallet is PENDING.
 	HasPendingOperations(ctx context.Context, walletID uuid.UUID) (bool, error)
 
-	// Overrides returns the partner's limit settings of a wallet (zero when none).
-	Overrides(ctx context.Context, walletID uuid.UUID) (Overrides, error)
-	// SaveOverrides replaces them.
+	// LimitState returns the partner's limit settings of a wallet (zero when
+	// none) and what SUCCESS and PENDING operations of each type took in the
+	// month (yyyymm, Moscow time), in one read: every limit check needs both.
+	LimitState(ctx context.Context, walletID uuid.UUID, month int) (LimitState, error)
+	// SaveOverrides replaces the partner's limit settings of a wallet.
 	SaveOverrides(ctx context.Context, walletID uuid.UUID, o Overrides) error
-	// MonthUsage returns what SUCCESS and PENDING operations of each type took in
-	// the month (yyyymm, Moscow time).
-	MonthUsage(ctx context.Context, walletID uuid.UUID, month int) (map[OperationType]money.Amount, error)
 
 	// PaymentScope reads what a payment decides on, at once: the partner's
 	// wallet (locked), the PAYMENT made with token, the partner's TSP, the
@@ -88,7 +88,8 @@ type Tx interface {
 	// change their stored balance under the schema's guard; ErrInsufficientFunds
 	// when one would go below zero (the transaction then writes nothing).
 	Post(ctx context.Context, tx LedgerTx) error
-	// AddPendingCredit changes a wallet's sum of pending top-ups by delta.
+	// AddPendingCredit changes a wallet's sum of pending top-ups by delta. The
+	// transaction holds the wallet (Wallet with lock), so the row is there.
 	AddPendingCredit(ctx context.Context, walletID uuid.UUID, delta money.Amount) error
 	// AddMonthUsage changes a wallet's monthly usage of a type by delta.
 	AddMonthUsage(ctx context.Context, walletID uuid.UUID, month int, t OperationType, delta money.Amount) error
@@ -104,15 +105,21 @@ type Tx interface {
 	EnqueueJob(ctx context.Context, j Job) error
 }
 
+// LimitState is what a wallet's limit checks read besides the wallet
+// (Tx.LimitState).
+type LimitState struct {
+	Overrides Overrides
+	Usage     map[OperationType]money.Amount // the month's, by type; a type not used is missing
+}
+
 // PaymentScope is what a payment decides on (Tx.PaymentScope).
 type PaymentScope struct {
+	LimitState
 	Wallet    Wallet
 	Paid      Operation // the PAYMENT already made with the token, when PaidFound
 	PaidFound bool
 	TSP       TSP // the partner's TSP, when TSPFound
 	TSPFound  bool
-	Overrides Overrides
-	Usage     map[OperationType]money.Amount
 }
 
 // ErrInsufficientFunds is returned by Tx.Post when a wallet balance would go negative.

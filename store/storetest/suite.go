@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"maps"
 	"math/big"
 	"sync"
 	"testing"
@@ -382,8 +383,17 @@ func sameWallet(t *testing.T, got, want wallet.Wallet) {
 
 func readOverrides(t *testing.T, db *store.DB, walletID uuid.UUID) wallet.Overrides {
 	t.Helper()
-	return mustView(t, db, "Overrides", func(ctx context.Context, tx wallet.Tx) (wallet.Overrides, error) {
-		return tx.Overrides(ctx, walletID)
+	return readLimitState(t, db, walletID, anyMonth).Overrides
+}
+
+// anyMonth is the month of a LimitState read only for its settings.
+const anyMonth = 202601
+
+// readLimitState reads a wallet's settings and usage in month.
+func readLimitState(t *testing.T, db *store.DB, walletID uuid.UUID, month int) wallet.LimitState {
+	t.Helper()
+	return mustView(t, db, "LimitState", func(ctx context.Context, tx wallet.Tx) (wallet.LimitState, error) {
+		return tx.LimitState(ctx, walletID, month)
 	})
 }
 
@@ -457,9 +467,7 @@ func insertOperation(db *store.DB, op wallet.Operation) error {
 
 func readUsage(t *testing.T, db *store.DB, walletID uuid.UUID, month int) map[wallet.OperationType]money.Amount {
 	t.Helper()
-	return mustView(t, db, "MonthUsage", func(ctx context.Context, tx wallet.Tx) (map[wallet.OperationType]money.Amount, error) {
-		return tx.MonthUsage(ctx, walletID, month)
-	})
+	return readLimitState(t, db, walletID, month).Usage
 }
 
 // setupService is setup plus a wallet.Service over the bundle's database.
@@ -943,11 +951,11 @@ func runWallets(t *testing.T, open func(t *testing.T) *store.DB) {
 		}
 	})
 
-	t.Run("MonthUsageEmpty", func(t *testing.T) {
+	t.Run("UsageOfNewWalletEmpty", func(t *testing.T) {
 		t.Parallel()
 		b, w := setupWithWallet(t, open)
 		if used := readUsage(t, b.db, w.ID, 202407); len(used) != 0 {
-			t.Errorf("MonthUsage of a new wallet = %v, want empty", used)
+			t.Errorf("usage of a new wallet = %v, want empty", used)
 		}
 	})
 
@@ -964,13 +972,13 @@ func runWallets(t *testing.T, open func(t *testing.T) *store.DB) {
 				if _, err := tx.Wallet(ctx, b.partner.ID, w.ID, true); err != nil {
 					return err
 				}
-				o, err := tx.Overrides(ctx, w.ID)
+				st, err := tx.LimitState(ctx, w.ID, anyMonth)
 				if err != nil {
 					return err
 				}
 				time.Sleep(2 * time.Millisecond)
-				o.Balance = wallet.Some(o.Balance.Value + 1)
-				return tx.SaveOverrides(ctx, w.ID, o)
+				st.Overrides.Balance = wallet.Some(st.Overrides.Balance.Value + 1)
+				return tx.SaveOverrides(ctx, w.ID, st.Overrides)
 			})
 		})
 		for i, err := range errs {
@@ -1327,6 +1335,53 @@ func runOverrides(t *testing.T, open func(t *testing.T) *store.DB) {
 
 		saveOverrides(t, db, w.ID, wallet.Overrides{})
 		wantOverrides(t, db, w.ID, wallet.Overrides{})
+	})
+
+	// LimitState reads the settings and one month's usage in one statement:
+	// each half must come out whole whether or not the other has rows.
+	t.Run("LimitStateOfSettingsAndMonth", func(t *testing.T) {
+		t.Parallel()
+		b, w := setupWithWallet(t, open)
+		db := b.db
+		sibling := b.storeWallet(t, b.partner.ID, phoneB)
+		settings := wallet.Overrides{Balance: wallet.Some(70_000), Payment: wallet.TypeOverride{Month: wallet.Some(9_000), Enabled: boolPtr(true)}}
+		saveOverrides(t, db, sibling.ID, settings)
+		mustUpdate(t, db, "usage", func(ctx context.Context, tx wallet.Tx) error {
+			for _, u := range []struct {
+				wallet uuid.UUID
+				month  int
+				typ    wallet.OperationType
+				amount money.Amount
+			}{
+				{w.ID, 202603, wallet.Payment, 150}, {w.ID, 202603, wallet.Debit, 7}, {w.ID, 202604, wallet.Credit, 1},
+				{sibling.ID, 202603, wallet.Refund, 40}, {sibling.ID, 202603, wallet.Credit, 2},
+			} {
+				if err := tx.AddMonthUsage(ctx, u.wallet, u.month, u.typ, u.amount); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		for name, c := range map[string]struct {
+			wallet    uuid.UUID
+			month     int
+			overrides wallet.Overrides
+			usage     map[wallet.OperationType]money.Amount
+		}{
+			"usage, no settings":    {w.ID, 202603, wallet.Overrides{}, map[wallet.OperationType]money.Amount{wallet.Payment: 150, wallet.Debit: 7}},
+			"another month":         {w.ID, 202604, wallet.Overrides{}, map[wallet.OperationType]money.Amount{wallet.Credit: 1}},
+			"settings and usage":    {sibling.ID, 202603, settings, map[wallet.OperationType]money.Amount{wallet.Refund: 40, wallet.Credit: 2}},
+			"settings, no usage":    {sibling.ID, 202605, settings, map[wallet.OperationType]money.Amount{}},
+			"no settings, no usage": {w.ID, 202612, wallet.Overrides{}, map[wallet.OperationType]money.Amount{}},
+		} {
+			t.Run(name, func(t *testing.T) {
+				got := readLimitState(t, db, c.wallet, c.month)
+				sameOverrides(t, got.Overrides, c.overrides)
+				if !maps.Equal(got.Usage, c.usage) {
+					t.Errorf("usage = %v, want %v", got.Usage, c.usage)
+				}
+			})
+		}
 	})
 }
 
