@@ -87,9 +87,13 @@ func (t *walletTx) OperationByQRC(ctx context.Context, qrcID string) (wallet.Ope
 }
 
 func (t *walletTx) OperationByIdemKey(ctx context.Context, partnerID uuid.UUID, key string) (wallet.Operation, error) {
-	return scanOperation(row(ctx, t.q, `SELECT `+operationColumns+` FROM operations
-		WHERE partner_id = $1 AND idempotency_key = $2`, partnerID, key))
+	return scanOperation(row(ctx, t.q, operationByIdemKeyQuery, partnerID, key))
 }
+
+// operationByIdemKeyQuery selects the operation of the partner $1 under the
+// Idempotency-Key $2.
+const operationByIdemKeyQuery = `SELECT ` + operationColumns + ` FROM operations
+	WHERE partner_id = $1 AND idempotency_key = $2`
 
 func (t *walletTx) ReleaseIdemKey(ctx context.Context, opID uuid.UUID) error {
 	// A statement of its own: the operation that takes the key next must

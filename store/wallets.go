@@ -164,12 +164,17 @@ func (t *walletTx) HasPendingOperations(ctx context.Context, walletID uuid.UUID)
 
 func (t *walletTx) LimitState(ctx context.Context, walletID uuid.UUID, month int) (wallet.LimitState, error) {
 	var lr limitRow
-	err := row(ctx, t.q, `SELECT `+limitStateColumns+` FROM (`+usageByType("$1", "$2")+`) AS u
-		LEFT JOIN wallet_limits l ON l.wallet_id = $1`, walletID, month).Scan(lr.dest()...)
+	err := row(ctx, t.q, limitStateQuery(), walletID, month).Scan(lr.dest()...)
 	if err != nil {
 		return wallet.LimitState{}, err
 	}
 	return lr.state(), nil
+}
+
+// limitStateQuery reads the limit state of the wallet $1 in the month $2.
+func limitStateQuery() string {
+	return `SELECT ` + limitStateColumns + ` FROM (` + usageByType("$1", "$2") + `) AS u
+		LEFT JOIN wallet_limits l ON l.wallet_id = $1`
 }
 
 // limitStateColumns are a wallet's settings (wallet_limits l, outer-joined)
@@ -317,6 +322,35 @@ func (t *walletTx) PaymentScope(ctx context.Context, partnerID, walletID, tspID,
 	if err != nil {
 		return wallet.PaymentScope{}, notFound(err)
 	}
+	return sc, nil
+}
+
+// OperationScope reads in one round trip on PostgreSQL, like PaymentScope:
+// the lock by a statement of its own, what the request decides on by the
+// statements after it, which see what the lock's last holder committed.
+func (t *walletTx) OperationScope(ctx context.Context, partnerID, walletID uuid.UUID, idemKey string, month int) (wallet.OperationScope, error) {
+	var (
+		sc wallet.OperationScope
+		lr limitRow
+	)
+	reads := []read{
+		{query: t.walletQuery(true), args: []any{walletID, partnerID}, scan: one(func(r scanner) (err error) {
+			sc.Wallet, err = scanWallet(r)
+			return err
+		})},
+		{query: limitStateQuery(), args: []any{walletID, month}, scan: one(func(r scanner) error { return r.Scan(lr.dest()...) })},
+	}
+	if idemKey != "" {
+		reads = append(reads, read{query: operationByIdemKeyQuery, args: []any{partnerID, idemKey},
+			scan: maybe(&sc.PriorFound, func(r scanner) (err error) {
+				sc.Prior, err = scanOperation(r)
+				return err
+			})})
+	}
+	if err := t.q.query(ctx, reads...); err != nil {
+		return wallet.OperationScope{}, notFound(err)
+	}
+	sc.LimitState = lr.state()
 	return sc, nil
 }
 

@@ -26,11 +26,8 @@ func retryDuplicates[T any](fn func() (T, error)) (T, error) {
 }
 
 // replay returns the operation an earlier request under the same
-// Idempotency-Key created, if it was the same request. An operation older than
-// the key's window does not count: past it the key is the partner's to use
-// again, and with release (in a transaction that may create an operation
-// under it) the old operation lets go of it, the key being unique per partner.
-func (s *Service) replay(ctx context.Context, tx Tx, partnerID uuid.UUID, key string, release bool, same func(Operation) bool) (Operation, bool, error) {
+// Idempotency-Key created, if it was the same request (see prior).
+func (s *Service) replay(ctx context.Context, tx Tx, partnerID uuid.UUID, key string, same func(Operation) bool) (Operation, bool, error) {
 	if key == "" {
 		return Operation{}, false, nil
 	}
@@ -41,8 +38,18 @@ func (s *Service) replay(ctx context.Context, tx Tx, partnerID uuid.UUID, key st
 	if err != nil {
 		return Operation{}, false, err
 	}
+	return s.prior(ctx, nil, op, same)
+}
+
+// prior decides what op, the partner's operation under a request's
+// Idempotency-Key, means for the request: the answer to give again when it is
+// the same request, IDEMPOTENCY_KEY_REUSED when it is not. An operation older
+// than the key's window does not count: past it the key is the partner's to
+// use again, and in a transaction that may create an operation under it (tx
+// not nil) the old operation lets go of it, the key being unique per partner.
+func (s *Service) prior(ctx context.Context, tx Tx, op Operation, same func(Operation) bool) (Operation, bool, error) {
 	if op.CreatedAt.Before(s.now().Add(-idempotency.TTL)) {
-		if release {
+		if tx != nil {
 			return Operation{}, false, tx.ReleaseIdemKey(ctx, op.ID)
 		}
 		return Operation{}, false, nil
@@ -54,11 +61,13 @@ func (s *Service) replay(ctx context.Context, tx Tx, partnerID uuid.UUID, key st
 }
 
 // newOperation runs the transaction of a request that creates an operation
-// under an optional Idempotency-Key: it locks the active wallet, answers a
-// repeated request with the operation it created before (same reports whether
-// it is the same request), and otherwise lets create make the operation.
-func (s *Service) newOperation(ctx context.Context, partnerID, walletID uuid.UUID, idemKey string,
-	same func(Operation) bool, create func(ctx context.Context, tx Tx, w Wallet) (Operation, error),
+// under an optional Idempotency-Key at now: it locks the active wallet,
+// answers a repeated request with the operation it created before (same
+// reports whether it is the same request), and otherwise lets create make the
+// operation, with the wallet and its limit state in now's month read in the
+// same round trip as the lock.
+func (s *Service) newOperation(ctx context.Context, partnerID, walletID uuid.UUID, idemKey string, now time.Time,
+	same func(Operation) bool, create func(ctx context.Context, tx Tx, sc OperationScope) (Operation, error),
 ) (Operation, error) {
 	return retryDuplicates(func() (Operation, error) {
 		var (
@@ -66,16 +75,18 @@ func (s *Service) newOperation(ctx context.Context, partnerID, walletID uuid.UUI
 			created bool
 		)
 		err := s.update(ctx, func(ctx context.Context, tx Tx) error {
-			w, err := activeWallet(ctx, tx, partnerID, walletID)
-			if err != nil {
+			sc, err := tx.OperationScope(ctx, partnerID, walletID, idemKey, s.monthOf(now))
+			if sc.Wallet, err = active(sc.Wallet, err); err != nil {
 				return err
 			}
-			prev, ok, err := s.replay(ctx, tx, partnerID, idemKey, true, same)
-			if err != nil || ok {
-				op, created = prev, false
-				return err
+			if sc.PriorFound {
+				prev, ok, err := s.prior(ctx, tx, sc.Prior, same)
+				if err != nil || ok {
+					op, created = prev, false
+					return err
+				}
 			}
-			op, err = create(ctx, tx, w)
+			op, err = create(ctx, tx, sc)
 			created = err == nil
 			return err
 		})
@@ -136,13 +147,9 @@ func (s *Service) Refill(ctx context.Context, partnerID, walletID uuid.UUID, amo
 	if err != nil {
 		return Operation{}, fmt.Errorf("%w: issue SBP link: %w", Fail(CodeUnavailable), err)
 	}
-	return s.newOperation(ctx, partnerID, walletID, idemKey, same, func(ctx context.Context, tx Tx, w Wallet) (Operation, error) {
-		month := s.monthOf(now)
-		l, err := s.loadLimits(ctx, tx, w, month)
-		if err != nil {
-			return Operation{}, err
-		}
-		if err := l.credit(amount, w.PendingCredit); err != nil {
+	return s.newOperation(ctx, partnerID, walletID, idemKey, now, same, func(ctx context.Context, tx Tx, sc OperationScope) (Operation, error) {
+		w, month := sc.Wallet, s.monthOf(now)
+		if err := s.limitsOf(w, sc.Overrides, sc.Usage).credit(amount, w.PendingCredit); err != nil {
 			return Operation{}, err
 		}
 		op := Operation{
@@ -173,7 +180,7 @@ func (s *Service) precheckRefill(ctx context.Context, partnerID, walletID uuid.U
 		if err != nil {
 			return err
 		}
-		if prev, done, err = s.replay(ctx, tx, partnerID, idemKey, false, same); err != nil || done {
+		if prev, done, err = s.replay(ctx, tx, partnerID, idemKey, same); err != nil || done {
 			return err
 		}
 		l, err := s.loadLimits(ctx, tx, w, s.monthOf(s.now()))
@@ -440,7 +447,9 @@ func (s *Service) Refund(ctx context.Context, partnerID, walletID, token uuid.UU
 	same := func(o Operation) bool {
 		return o.Type == Refund && o.WalletID == walletID && o.Token == token && (requested == 0 || o.Amount == requested)
 	}
-	return s.newOperation(ctx, partnerID, walletID, idemKey, same, func(ctx context.Context, tx Tx, w Wallet) (Operation, error) {
+	now := s.now()
+	return s.newOperation(ctx, partnerID, walletID, idemKey, now, same, func(ctx context.Context, tx Tx, sc OperationScope) (Operation, error) {
+		w := sc.Wallet
 		pay, err := tx.PaymentByToken(ctx, token)
 		if errors.Is(err, ErrNotFound) || (err == nil && pay.WalletID != w.ID) {
 			return Operation{}, tokenInvalid("оплата с таким токеном не найдена")
@@ -459,14 +468,9 @@ func (s *Service) Refund(ctx context.Context, partnerID, walletID, token uuid.UU
 		if amount > left {
 			return Operation{}, Invalid("amount", fmt.Sprintf("больше суммы, доступной к возврату: %s", left))
 		}
-		now := s.now()
 		month := s.monthOf(now)
-		// A refund is bound by the balance limit alone: the usage is not asked.
-		st, err := tx.LimitState(ctx, w.ID, month)
-		if err != nil {
-			return Operation{}, err
-		}
-		if err := s.limitsOf(w, st.Overrides, nil).balance(amount, w.PendingCredit); err != nil {
+		// A refund is bound by the balance limit alone: the usage does not count.
+		if err := s.limitsOf(w, sc.Overrides, nil).balance(amount, w.PendingCredit); err != nil {
 			return Operation{}, err
 		}
 		tsp, err := tx.TSP(ctx, partnerID, pay.TSPID)
@@ -506,18 +510,14 @@ func (s *Service) Withdraw(ctx context.Context, partnerID, walletID uuid.UUID, b
 	same := func(o Operation) bool {
 		return o.Type == Debit && o.WalletID == walletID && o.BankID == bankID && o.Amount == amount
 	}
-	return s.newOperation(ctx, partnerID, walletID, idemKey, same, func(ctx context.Context, tx Tx, w Wallet) (Operation, error) {
+	now := s.now()
+	return s.newOperation(ctx, partnerID, walletID, idemKey, now, same, func(ctx context.Context, tx Tx, sc OperationScope) (Operation, error) {
 		bank, ok := s.bankName(bankID)
 		if !ok {
 			return Operation{}, FailField(CodeBankNotFound, "bankIdentifier", "банк не является участником СБП")
 		}
-		now := s.now()
-		month := s.monthOf(now)
-		l, err := s.loadLimits(ctx, tx, w, month)
-		if err != nil {
-			return Operation{}, err
-		}
-		if err := l.spend(Debit, amount); err != nil {
+		w, month := sc.Wallet, s.monthOf(now)
+		if err := s.limitsOf(w, sc.Overrides, sc.Usage).spend(Debit, amount); err != nil {
 			return Operation{}, err
 		}
 		op := Operation{

@@ -55,6 +55,13 @@ type Tx interface {
 	// partner has no such wallet.
 	PaymentScope(ctx context.Context, partnerID, walletID, tspID, token uuid.UUID, month int) (PaymentScope, error)
 
+	// OperationScope reads what a request that creates an operation decides
+	// on, at once: the partner's wallet (locked), the partner's operation under
+	// the Idempotency-Key idemKey (none asked for when it is empty) and the
+	// wallet's LimitState in month. ErrNotFound when the partner has no such
+	// wallet.
+	OperationScope(ctx context.Context, partnerID, walletID uuid.UUID, idemKey string, month int) (OperationScope, error)
+
 	// TSP returns the partner's TSP, or ErrNotFound (also for another partner's TSP).
 	TSP(ctx context.Context, partnerID, tspID uuid.UUID) (TSP, error)
 	// InsertTSP creates a TSP and its ledger account.
@@ -110,6 +117,15 @@ type Tx interface {
 type LimitState struct {
 	Overrides Overrides
 	Usage     map[OperationType]money.Amount // the month's, by type; a type not used is missing
+}
+
+// OperationScope is what a top-up, withdrawal or refund decides on
+// (Tx.OperationScope).
+type OperationScope struct {
+	LimitState
+	Wallet     Wallet
+	Prior      Operation // the operation under the request's Idempotency-Key, when PriorFound
+	PriorFound bool
 }
 
 // PaymentScope is what a payment decides on (Tx.PaymentScope).

@@ -959,37 +959,54 @@ func runWallets(t *testing.T, open func(t *testing.T) *store.DB) {
 		}
 	})
 
-	t.Run("LockSerializes", func(t *testing.T) {
-		t.Parallel()
-		b, w := setupWithWallet(t, open)
-		saveOverrides(t, b.db, w.ID, wallet.Overrides{Balance: wallet.Some(0)})
-
-		// Each transaction locks the wallet, reads a counter, waits and writes
-		// it back plus one. Without the lock some increments would be lost.
-		const n = 20
-		errs := concurrently(n, func(int) error {
-			return b.db.Update(context.Background(), func(ctx context.Context, tx wallet.Tx) error {
-				if _, err := tx.Wallet(ctx, b.partner.ID, w.ID, true); err != nil {
-					return err
-				}
-				st, err := tx.LimitState(ctx, w.ID, anyMonth)
-				if err != nil {
-					return err
-				}
-				time.Sleep(2 * time.Millisecond)
-				st.Overrides.Balance = wallet.Some(st.Overrides.Balance.Value + 1)
-				return tx.SaveOverrides(ctx, w.ID, st.Overrides)
-			})
-		})
-		for i, err := range errs {
-			if err != nil {
-				t.Errorf("transaction %d: %v", i, err)
+	// Each transaction locks the wallet, reads a counter kept in its settings,
+	// waits and writes it back plus one. Without the lock, or with the counter
+	// read on a snapshot older than the lock's last holder's commit, some
+	// increments would be lost.
+	lockThenRead := map[string]func(ctx context.Context, tx wallet.Tx, b *bundle, w wallet.Wallet) (wallet.Overrides, error){
+		"Wallet, then LimitState": func(ctx context.Context, tx wallet.Tx, b *bundle, w wallet.Wallet) (wallet.Overrides, error) {
+			if _, err := tx.Wallet(ctx, b.partner.ID, w.ID, true); err != nil {
+				return wallet.Overrides{}, err
 			}
-		}
-		if got := readOverrides(t, b.db, w.ID).Balance; got != wallet.Some(n) {
-			t.Fatalf("counter = %s after %d locked increments, want %d kopecks", fmtOptional(got), n, n)
-		}
-	})
+			st, err := tx.LimitState(ctx, w.ID, anyMonth)
+			return st.Overrides, err
+		},
+		"OperationScope": func(ctx context.Context, tx wallet.Tx, b *bundle, w wallet.Wallet) (wallet.Overrides, error) {
+			sc, err := tx.OperationScope(ctx, b.partner.ID, w.ID, "key", anyMonth)
+			return sc.Overrides, err
+		},
+		"PaymentScope": func(ctx context.Context, tx wallet.Tx, b *bundle, w wallet.Wallet) (wallet.Overrides, error) {
+			sc, err := tx.PaymentScope(ctx, b.partner.ID, w.ID, uuid.New(), uuid.New(), anyMonth)
+			return sc.Overrides, err
+		},
+	}
+	for name, read := range lockThenRead {
+		t.Run("LockSerializes/"+name, func(t *testing.T) {
+			t.Parallel()
+			b, w := setupWithWallet(t, open)
+			saveOverrides(t, b.db, w.ID, wallet.Overrides{Balance: wallet.Some(0)})
+			const n = 20
+			errs := concurrently(n, func(int) error {
+				return b.db.Update(context.Background(), func(ctx context.Context, tx wallet.Tx) error {
+					o, err := read(ctx, tx, b, w)
+					if err != nil {
+						return err
+					}
+					time.Sleep(2 * time.Millisecond)
+					o.Balance = wallet.Some(o.Balance.Value + 1)
+					return tx.SaveOverrides(ctx, w.ID, o)
+				})
+			})
+			for i, err := range errs {
+				if err != nil {
+					t.Errorf("transaction %d: %v", i, err)
+				}
+			}
+			if got := readOverrides(t, b.db, w.ID).Balance; got != wallet.Some(n) {
+				t.Fatalf("counter = %s after %d locked increments, want %d kopecks", fmtOptional(got), n, n)
+			}
+		})
+	}
 }
 
 // ---------------------------------------------------------------------------
@@ -1217,6 +1234,56 @@ func runTransactions(t *testing.T, open func(t *testing.T) *store.DB) {
 
 		_, err = scope(other.ID, foreign.ID, token, paid.Month)
 		mustIs(t, err, wallet.ErrNotFound, "PaymentScope of another partner's wallet")
+	})
+
+	t.Run("OperationScope", func(t *testing.T) {
+		t.Parallel()
+		b, w := setupWithWallet(t, open)
+		db, p, other := b.db, b.partner, b.other
+		prior := newPayment(w, uuid.New())
+		prior.IdemKey = "order-1"
+		limits := wallet.Overrides{Credit: wallet.TypeOverride{Month: wallet.Some(900)}}
+		mustUpdate(t, db, "setup", func(ctx context.Context, tx wallet.Tx) error {
+			if err := tx.SaveOverrides(ctx, w.ID, limits); err != nil {
+				return err
+			}
+			if err := tx.InsertOperation(ctx, prior); err != nil {
+				return err
+			}
+			return tx.AddMonthUsage(ctx, w.ID, prior.Month, wallet.Credit, 250)
+		})
+		scope := func(partnerID uuid.UUID, key string, month int) (wallet.OperationScope, error) {
+			var sc wallet.OperationScope
+			err := db.Update(ctx, func(ctx context.Context, tx wallet.Tx) error {
+				var err error
+				sc, err = tx.OperationScope(ctx, partnerID, w.ID, key, month)
+				return err
+			})
+			return sc, err
+		}
+
+		sc, err := scope(p.ID, "order-1", prior.Month)
+		mustNil(t, err, "OperationScope")
+		sameWallet(t, sc.Wallet, w)
+		if !sc.PriorFound || sc.Prior.ID != prior.ID || sc.Prior.IdemKey != "order-1" {
+			t.Fatalf("OperationScope prior = %v (%s), want %s", sc.PriorFound, sc.Prior.ID, prior.ID)
+		}
+		sameOverrides(t, sc.Overrides, limits)
+		if got := sc.Usage[wallet.Credit]; got != 250 || len(sc.Usage) != 1 {
+			t.Fatalf("OperationScope usage = %v, want CREDIT 2.50 only", sc.Usage)
+		}
+
+		for _, key := range []string{"order-2", ""} {
+			sc, err = scope(p.ID, key, prior.Month+1)
+			mustNil(t, err, "OperationScope under key "+key)
+			if sc.PriorFound || len(sc.Usage) != 0 {
+				t.Fatalf("OperationScope under key %q found prior=%v usage=%v, want neither", key, sc.PriorFound, sc.Usage)
+			}
+			sameOverrides(t, sc.Overrides, limits)
+		}
+
+		_, err = scope(other.ID, "order-1", prior.Month)
+		mustIs(t, err, wallet.ErrNotFound, "OperationScope of another partner's wallet")
 	})
 
 	// Only partners with a webhook URL get events, whether the transaction
