@@ -170,7 +170,7 @@ func (db *DB) walletTx(ctx context.Context, readOnly bool, fn func(context.Conte
 	if db.eng.pipelines {
 		if readOnly {
 			return db.retry(ctx, func() error {
-				return fn(ctx, &walletTx{q: pgReads{db}, eng: &db.eng, wallets: db.wallets})
+				return fn(ctx, &walletTx{q: pgReads{db}, eng: &db.eng, wallets: db.wallets, view: true})
 			})
 		}
 		return db.retry(ctx, func() error {
@@ -184,7 +184,7 @@ func (db *DB) walletTx(ctx context.Context, readOnly bool, fn func(context.Conte
 		// read runs on its own, as on PostgreSQL, and a one-read View costs one
 		// statement instead of BEGIN, the read and COMMIT.
 		return db.retry(ctx, func() error {
-			return fn(ctx, &walletTx{q: sqlStmts{db.readStmts}, eng: &db.eng})
+			return fn(ctx, &walletTx{q: sqlStmts{db.readStmts}, eng: &db.eng, view: true})
 		})
 	}
 	return db.inTx(ctx, db.write, nil, func(ctx context.Context, tx *sql.Tx) error {

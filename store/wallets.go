@@ -21,6 +21,8 @@ type querier interface {
 type walletTx struct {
 	q   stmts
 	eng *engine
+	// view: the transaction is a View, whose reads lock nothing.
+	view bool
 	// wallets answers a View's unlocked wallet reads in batches (PostgreSQL).
 	wallets *batcher[uuid.UUID, wallet.Wallet]
 	// noHooks is a partner the transaction has read to have no webhook URL
@@ -334,7 +336,7 @@ func (t *walletTx) OperationScope(ctx context.Context, partnerID, walletID uuid.
 		lr limitRow
 	)
 	reads := []read{
-		{query: t.walletQuery(true), args: []any{walletID, partnerID}, scan: one(func(r scanner) (err error) {
+		{query: t.walletQuery(!t.view), args: []any{walletID, partnerID}, scan: one(func(r scanner) (err error) {
 			sc.Wallet, err = scanWallet(r)
 			return err
 		})},

@@ -25,22 +25,6 @@ func retryDuplicates[T any](fn func() (T, error)) (T, error) {
 	}
 }
 
-// replay returns the operation an earlier request under the same
-// Idempotency-Key created, if it was the same request (see prior).
-func (s *Service) replay(ctx context.Context, tx Tx, partnerID uuid.UUID, key string, same func(Operation) bool) (Operation, bool, error) {
-	if key == "" {
-		return Operation{}, false, nil
-	}
-	op, err := tx.OperationByIdemKey(ctx, partnerID, key)
-	if errors.Is(err, ErrNotFound) {
-		return Operation{}, false, nil
-	}
-	if err != nil {
-		return Operation{}, false, err
-	}
-	return s.prior(ctx, nil, op, same)
-}
-
 // prior decides what op, the partner's operation under a request's
 // Idempotency-Key, means for the request: the answer to give again when it is
 // the same request, IDEMPOTENCY_KEY_REUSED when it is not. An operation older
@@ -140,7 +124,7 @@ func (s *Service) Refill(ctx context.Context, partnerID, walletID uuid.UUID, amo
 	// refusals and repeats are answered first, from a read: a refused top-up
 	// leaves no link at the provider, and an unknown wallet is 404, not 503,
 	// while SBP is down. The transaction checks everything again.
-	if prev, done, err := s.precheckRefill(ctx, partnerID, walletID, amount, idemKey, same); err != nil || done {
+	if prev, done, err := s.precheckRefill(ctx, partnerID, walletID, amount, idemKey, now, same); err != nil || done {
 		return prev, err
 	}
 	link, err := s.sbp.IssueTopUp(ctx, TopUpOrder{OperationID: id, Amount: amount, ExpiresAt: expires})
@@ -173,21 +157,20 @@ func (s *Service) Refill(ctx context.Context, partnerID, walletID uuid.UUID, amo
 // precheckRefill answers a top-up that would be refused, or that repeats an
 // Idempotency-Key (done, with the first operation), without a transaction.
 func (s *Service) precheckRefill(ctx context.Context, partnerID, walletID uuid.UUID, amount money.Amount, idemKey string,
-	same func(Operation) bool,
+	now time.Time, same func(Operation) bool,
 ) (prev Operation, done bool, err error) {
 	err = s.store.View(ctx, func(ctx context.Context, tx Tx) error {
-		w, err := active(tx.Wallet(ctx, partnerID, walletID, false))
+		sc, err := tx.OperationScope(ctx, partnerID, walletID, idemKey, s.monthOf(now))
+		w, err := active(sc.Wallet, err)
 		if err != nil {
 			return err
 		}
-		if prev, done, err = s.replay(ctx, tx, partnerID, idemKey, same); err != nil || done {
-			return err
+		if sc.PriorFound {
+			if prev, done, err = s.prior(ctx, nil, sc.Prior, same); err != nil || done {
+				return err
+			}
 		}
-		l, err := s.loadLimits(ctx, tx, w, s.monthOf(s.now()))
-		if err != nil {
-			return err
-		}
-		return l.credit(amount, w.PendingCredit)
+		return s.limitsOf(w, sc.Overrides, sc.Usage).credit(amount, w.PendingCredit)
 	})
 	return prev, done, err
 }

@@ -56,7 +56,7 @@ type Tx interface {
 	PaymentScope(ctx context.Context, partnerID, walletID, tspID, token uuid.UUID, month int) (PaymentScope, error)
 
 	// OperationScope reads what a request that creates an operation decides
-	// on, at once: the partner's wallet (locked), the partner's operation under
+	// on, at once: the partner's wallet (locked in Update), the partner's operation under
 	// the Idempotency-Key idemKey (none asked for when it is empty) and the
 	// wallet's LimitState in month. ErrNotFound when the partner has no such
 	// wallet.

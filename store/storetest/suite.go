@@ -1286,6 +1286,38 @@ func runTransactions(t *testing.T, open func(t *testing.T) *store.DB) {
 		mustIs(t, err, wallet.ErrNotFound, "OperationScope of another partner's wallet")
 	})
 
+	// A View's OperationScope (a top-up's precheck) reads while a transaction
+	// holds the wallet: it must not wait for the lock.
+	t.Run("OperationScopeInViewLocksNothing", func(t *testing.T) {
+		t.Parallel()
+		b, w := setupWithWallet(t, open)
+		locked, release := make(chan struct{}), make(chan struct{})
+		holder := make(chan error, 1)
+		go func() {
+			holder <- b.db.Update(ctx, func(ctx context.Context, tx wallet.Tx) error {
+				if _, err := tx.Wallet(ctx, b.partner.ID, w.ID, true); err != nil {
+					return err
+				}
+				close(locked)
+				<-release
+				return nil
+			})
+		}()
+		<-locked
+		vctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		err := b.db.View(vctx, func(ctx context.Context, tx wallet.Tx) error {
+			sc, err := tx.OperationScope(ctx, b.partner.ID, w.ID, "key", anyMonth)
+			if err == nil && sc.Wallet.ID != w.ID {
+				err = fmt.Errorf("wallet %s, want %s", sc.Wallet.ID, w.ID)
+			}
+			return err
+		})
+		close(release)
+		mustNil(t, err, "OperationScope in a View while the wallet is held")
+		mustNil(t, <-holder, "the holder's transaction")
+	})
+
 	// Only partners with a webhook URL get events, whether the transaction
 	// read the partner's scope first (a payment) or not.
 	t.Run("EventsOnlyForPartnersWithURL", func(t *testing.T) {
