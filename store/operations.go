@@ -114,9 +114,13 @@ func (t *walletTx) paymentByTokenQuery(lock bool) string {
 	return q
 }
 
+// UpdateOperation may wait for the commit: the transaction holds the
+// operation (wallet.Tx), so the update finds its row, and the schema's CHECKs
+// refuse a bad status or refunded sum as an error that stops the COMMIT.
 func (t *walletTx) UpdateOperation(ctx context.Context, op wallet.Operation) error {
-	return changed(t.q.exec(ctx, `UPDATE operations SET status = $1, finished_at = $2, refunded = $3 WHERE id = $4`,
-		string(op.Status), nullMicros(op.FinishedAt), int64(op.Refunded), op.ID))
+	return t.q.execLater(ctx, write{row: rowKey{"operations", op.ID},
+		query: `UPDATE operations SET status = $1, finished_at = $2, refunded = $3 WHERE id = $4`,
+		args:  []any{string(op.Status), nullMicros(op.FinishedAt), int64(op.Refunded), op.ID}})
 }
 
 func (t *walletTx) Report(ctx context.Context, walletID uuid.UUID, f wallet.ReportFilter) ([]wallet.Operation, int, error) {

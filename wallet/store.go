@@ -23,8 +23,8 @@ type Store interface {
 // ErrNotFound or ErrDuplicate where noted; any other error is a storage failure.
 //
 // A store may defer writes that return nothing (InsertOperation, Post,
-// AddPendingCredit, AddMonthUsage with a positive delta, InsertEvent,
-// EnqueueJob) and send them
+// UpdateOperation, AddPendingCredit, AddMonthUsage with a positive delta,
+// InsertEvent, EnqueueJob) and send them
 // with its next read or with the commit, to save round trips: their errors,
 // ErrDuplicate and ErrInsufficientFunds included, can then come from a later
 // call or from Update itself, and the transaction is rolled back as a whole.
@@ -85,7 +85,8 @@ type Tx interface {
 	// PaymentByToken returns the PAYMENT made with a token and holds it until
 	// the transaction ends, or ErrNotFound.
 	PaymentByToken(ctx context.Context, token uuid.UUID) (Operation, error)
-	// UpdateOperation stores op's status, finishing time and refunded sum.
+	// UpdateOperation stores op's status, finishing time and refunded sum. The
+	// transaction holds the operation (OperationByID with lock, PaymentByToken).
 	UpdateOperation(ctx context.Context, op Operation) error
 	// Report returns one page of a wallet's operations, newest first (ties by id
 	// descending), and how many match the filter in all.
