@@ -74,12 +74,32 @@ func (t *walletTx) Operation(ctx context.Context, partnerID, walletID, opID uuid
 		WHERE id = $1 AND wallet_id = $2 AND partner_id = $3`, opID, walletID, partnerID))
 }
 
-func (t *walletTx) OperationByID(ctx context.Context, opID uuid.UUID, lock bool) (wallet.Operation, error) {
-	q := `SELECT ` + operationColumns + ` FROM operations WHERE id = $1`
-	if lock {
-		q += t.eng.forUpdate
+func (t *walletTx) OperationByID(ctx context.Context, opID uuid.UUID) (wallet.Operation, error) {
+	return scanOperation(row(ctx, t.q, `SELECT `+operationColumns+` FROM operations WHERE id = $1`, opID))
+}
+
+// LockOperation sends both locks in one round trip on PostgreSQL; the
+// operation's statement runs after the wallet's, so it reads the operation as
+// the wallet's last holder left it.
+func (t *walletTx) LockOperation(ctx context.Context, partnerID, walletID, opID uuid.UUID) (wallet.Wallet, wallet.Operation, error) {
+	var (
+		w  wallet.Wallet
+		op wallet.Operation
+	)
+	err := t.q.query(ctx,
+		read{query: t.walletQuery(true), args: []any{walletID, partnerID}, scan: one(func(r scanner) (err error) {
+			w, err = scanWallet(r)
+			return err
+		})},
+		read{query: `SELECT ` + operationColumns + ` FROM operations WHERE id = $1 AND wallet_id = $2` + t.eng.forUpdate,
+			args: []any{opID, walletID}, scan: one(func(r scanner) (err error) {
+				op, err = scanOperation(r)
+				return err
+			})})
+	if err != nil {
+		return wallet.Wallet{}, wallet.Operation{}, notFound(err)
 	}
-	return scanOperation(row(ctx, t.q, q, opID))
+	return w, op, nil
 }
 
 func (t *walletTx) OperationByQRC(ctx context.Context, qrcID string) (wallet.Operation, error) {

@@ -193,7 +193,7 @@ func (s *Service) newJob(kind string, ref uuid.UUID, at time.Time) (Job, error) 
 // order everywhere, so concurrent confirmations, expiries and payouts queue
 // instead of deadlocking.
 func lockedOperation(ctx context.Context, tx Tx, opID uuid.UUID) (Operation, Wallet, error) {
-	op, err := tx.OperationByID(ctx, opID, false)
+	op, err := tx.OperationByID(ctx, opID)
 	if err != nil {
 		return Operation{}, Wallet{}, err
 	}
@@ -203,11 +203,7 @@ func lockedOperation(ctx context.Context, tx Tx, opID uuid.UUID) (Operation, Wal
 // lockOperation is lockedOperation for an operation already read (unlocked):
 // the wallet and owner never change, only the status needs the locked read.
 func lockOperation(ctx context.Context, tx Tx, op Operation) (Operation, Wallet, error) {
-	w, err := tx.Wallet(ctx, op.PartnerID, op.WalletID, true)
-	if err != nil {
-		return Operation{}, Wallet{}, err
-	}
-	op, err = tx.OperationByID(ctx, op.ID, true)
+	w, op, err := tx.LockOperation(ctx, op.PartnerID, op.WalletID, op.ID)
 	return op, w, err
 }
 
@@ -527,7 +523,7 @@ func (s *Service) ProcessPayout(ctx context.Context, opID uuid.UUID) (time.Time,
 	var op Operation
 	err := s.store.View(ctx, func(ctx context.Context, tx Tx) error {
 		var err error
-		op, err = tx.OperationByID(ctx, opID, false)
+		op, err = tx.OperationByID(ctx, opID)
 		return err
 	})
 	if errors.Is(err, ErrNotFound) || (err == nil && op.Final()) {

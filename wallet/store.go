@@ -72,8 +72,12 @@ type Tx interface {
 	InsertOperation(ctx context.Context, op Operation) error
 	// Operation returns an operation of the partner's wallet, or ErrNotFound.
 	Operation(ctx context.Context, partnerID, walletID, opID uuid.UUID) (Operation, error)
-	// OperationByID returns any operation (background work); lock holds it.
-	OperationByID(ctx context.Context, opID uuid.UUID, lock bool) (Operation, error)
+	// OperationByID returns any operation (background work).
+	OperationByID(ctx context.Context, opID uuid.UUID) (Operation, error)
+	// LockOperation holds the partner's wallet and then its operation opID (in
+	// that order, as every transaction takes them) and returns both, read at
+	// once. ErrNotFound when either is missing.
+	LockOperation(ctx context.Context, partnerID, walletID, opID uuid.UUID) (Wallet, Operation, error)
 	// OperationByQRC returns the top-up with an SBP link id, or ErrNotFound.
 	OperationByQRC(ctx context.Context, qrcID string) (Operation, error)
 	// OperationByIdemKey returns the partner's operation created under an

@@ -1130,7 +1130,7 @@ func runTransactions(t *testing.T, open func(t *testing.T) *store.DB) {
 				mustNil(t, err, c.name)
 			}
 			_, err = view(b.db, func(ctx context.Context, tx wallet.Tx) (wallet.Operation, error) {
-				return tx.OperationByID(ctx, op.ID, false)
+				return tx.OperationByID(ctx, op.ID)
 			})
 			if stored := err == nil; stored == c.refused {
 				t.Errorf("%s: operation stored = %v (read: %v), want %v", c.name, stored, err, !c.refused)
@@ -1173,7 +1173,7 @@ func runTransactions(t *testing.T, open func(t *testing.T) *store.DB) {
 			t.Fatalf("OperationByIdemKey after the release = %s, want the new %s", got.ID, next.ID)
 		}
 		got = mustView(t, db, "the released operation", func(ctx context.Context, tx wallet.Tx) (wallet.Operation, error) {
-			return tx.OperationByID(ctx, old.ID, false)
+			return tx.OperationByID(ctx, old.ID)
 		})
 		if got.IdemKey != "" || got.Amount != old.Amount || got.Status != old.Status {
 			t.Fatalf("the released operation = %+v, want its data without the key", got)
@@ -1284,6 +1284,62 @@ func runTransactions(t *testing.T, open func(t *testing.T) *store.DB) {
 
 		_, err = scope(other.ID, "order-1", prior.Month)
 		mustIs(t, err, wallet.ErrNotFound, "OperationScope of another partner's wallet")
+	})
+
+	t.Run("LockOperation", func(t *testing.T) {
+		t.Parallel()
+		b, w := setupWithWallet(t, open)
+		db := b.db
+		sibling := b.storeWallet(t, b.partner.ID, phoneB)
+		op := newPayment(w, uuid.New())
+		op.Amount = 100
+		mustNil(t, insertOperation(db, op), "insert")
+		lock := func(partnerID, walletID uuid.UUID, fn func(wallet.Operation) wallet.Operation) (wallet.Wallet, wallet.Operation, error) {
+			var (
+				gotW  wallet.Wallet
+				gotOp wallet.Operation
+			)
+			err := db.Update(ctx, func(ctx context.Context, tx wallet.Tx) error {
+				var err error
+				if gotW, gotOp, err = tx.LockOperation(ctx, partnerID, walletID, op.ID); err != nil || fn == nil {
+					return err
+				}
+				time.Sleep(2 * time.Millisecond)
+				return tx.UpdateOperation(ctx, fn(gotOp))
+			})
+			return gotW, gotOp, err
+		}
+
+		gotW, gotOp, err := lock(b.partner.ID, w.ID, nil)
+		mustNil(t, err, "LockOperation")
+		sameWallet(t, gotW, w)
+		if gotOp.ID != op.ID || gotOp.Amount != op.Amount {
+			t.Fatalf("LockOperation = %s of %s, want %s of %s", gotOp.ID, gotOp.Amount, op.ID, op.Amount)
+		}
+		_, _, err = lock(b.partner.ID, sibling.ID, nil)
+		mustIs(t, err, wallet.ErrNotFound, "LockOperation through another wallet")
+		_, _, err = lock(b.other.ID, w.ID, nil)
+		mustIs(t, err, wallet.ErrNotFound, "LockOperation of another partner's wallet")
+
+		// Each transaction adds one to the refunded sum it read under the
+		// locks: none may be lost.
+		const n = 20
+		errs := concurrently(n, func(int) error {
+			_, _, err := lock(b.partner.ID, w.ID, func(o wallet.Operation) wallet.Operation {
+				o.Refunded++
+				return o
+			})
+			return err
+		})
+		for i, err := range errs {
+			mustNil(t, err, fmt.Sprintf("transaction %d", i))
+		}
+		got := mustView(t, db, "OperationByID", func(ctx context.Context, tx wallet.Tx) (wallet.Operation, error) {
+			return tx.OperationByID(ctx, op.ID)
+		})
+		if got.Refunded != n {
+			t.Fatalf("refunded = %s after %d locked increments, want %d kopecks", got.Refunded, n, n)
+		}
 	})
 
 	// A View's OperationScope (a top-up's precheck) reads while a transaction
