@@ -106,12 +106,8 @@ func (t *walletTx) OperationByQRC(ctx context.Context, qrcID string) (wallet.Ope
 	return scanOperation(row(ctx, t.q, `SELECT `+operationColumns+` FROM operations WHERE qrc_id = $1`, qrcID))
 }
 
-func (t *walletTx) OperationByIdemKey(ctx context.Context, partnerID uuid.UUID, key string) (wallet.Operation, error) {
-	return scanOperation(row(ctx, t.q, operationByIdemKeyQuery, partnerID, key))
-}
-
 // operationByIdemKeyQuery selects the operation of the partner $1 under the
-// Idempotency-Key $2.
+// Idempotency-Key $2 (OperationScope).
 const operationByIdemKeyQuery = `SELECT ` + operationColumns + ` FROM operations
 	WHERE partner_id = $1 AND idempotency_key = $2`
 

@@ -105,7 +105,12 @@ func (p *pipeline) roundTrip(ctx context.Context, items ...batchItem) error {
 		b.Queue(it.query, pgArgs(it.args)...)
 	}
 	br := p.conn.SendBatch(ctx, b)
-	return errors.Join(p.results(br, beginning, writes, items), br.Close())
+	err := p.results(br, beginning, writes, items)
+	// Close repeats the error results met, if any: one is enough.
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 func (p *pipeline) results(br pgx.BatchResults, beginning bool, writes []write, items []batchItem) error {

@@ -327,9 +327,10 @@ func (t *walletTx) PaymentScope(ctx context.Context, partnerID, walletID, tspID,
 	return sc, nil
 }
 
-// OperationScope reads in one round trip on PostgreSQL, like PaymentScope:
-// the lock by a statement of its own, what the request decides on by the
-// statements after it, which see what the lock's last holder committed.
+// OperationScope reads in one round trip on PostgreSQL, like PaymentScope. In
+// an Update the wallet's lock is a statement of its own, and what the request
+// decides on is read by the statements after it, which see what the lock's
+// last holder committed; in a View nothing is locked.
 func (t *walletTx) OperationScope(ctx context.Context, partnerID, walletID uuid.UUID, idemKey string, month int) (wallet.OperationScope, error) {
 	var (
 		sc wallet.OperationScope

@@ -45,13 +45,13 @@ func (s *Service) prior(ctx context.Context, tx Tx, op Operation, same func(Oper
 }
 
 // newOperation runs the transaction of a request that creates an operation
-// under an optional Idempotency-Key at now: it locks the active wallet,
-// answers a repeated request with the operation it created before (same
-// reports whether it is the same request), and otherwise lets create make the
-// operation, with the wallet and its limit state in now's month read in the
-// same round trip as the lock.
-func (s *Service) newOperation(ctx context.Context, partnerID, walletID uuid.UUID, idemKey string, now time.Time,
-	same func(Operation) bool, create func(ctx context.Context, tx Tx, sc OperationScope) (Operation, error),
+// under an optional Idempotency-Key: it locks the active wallet, answers a
+// repeated request with the operation it created before (same reports whether
+// it is the same request), and otherwise lets create make the operation at
+// now, the time of the attempt, with the wallet and its limit state in now's
+// month read in the same round trip as the lock.
+func (s *Service) newOperation(ctx context.Context, partnerID, walletID uuid.UUID, idemKey string,
+	same func(Operation) bool, create func(ctx context.Context, tx Tx, sc OperationScope, now time.Time) (Operation, error),
 ) (Operation, error) {
 	return retryDuplicates(func() (Operation, error) {
 		var (
@@ -59,6 +59,7 @@ func (s *Service) newOperation(ctx context.Context, partnerID, walletID uuid.UUI
 			created bool
 		)
 		err := s.update(ctx, func(ctx context.Context, tx Tx) error {
+			now := s.now()
 			sc, err := tx.OperationScope(ctx, partnerID, walletID, idemKey, s.monthOf(now))
 			if sc.Wallet, err = active(sc.Wallet, err); err != nil {
 				return err
@@ -70,7 +71,7 @@ func (s *Service) newOperation(ctx context.Context, partnerID, walletID uuid.UUI
 					return err
 				}
 			}
-			op, err = create(ctx, tx, sc)
+			op, err = create(ctx, tx, sc, now)
 			created = err == nil
 			return err
 		})
@@ -117,21 +118,23 @@ func (s *Service) Refill(ctx context.Context, partnerID, walletID uuid.UUID, amo
 	if err != nil {
 		return Operation{}, err
 	}
-	now := s.now()
-	expires := now.Add(s.topUpTTL)
+	// The link's lifetime runs from its issue; the operation is created when
+	// its transaction runs, a moment later.
+	issued := s.now()
+	expires := issued.Add(s.topUpTTL)
 	same := func(o Operation) bool { return o.Type == Credit && o.WalletID == walletID && o.Amount == amount }
 	// The link is issued outside the transaction (no lock waits on SBP), so
 	// refusals and repeats are answered first, from a read: a refused top-up
 	// leaves no link at the provider, and an unknown wallet is 404, not 503,
 	// while SBP is down. The transaction checks everything again.
-	if prev, done, err := s.precheckRefill(ctx, partnerID, walletID, amount, idemKey, now, same); err != nil || done {
+	if prev, done, err := s.precheckRefill(ctx, partnerID, walletID, amount, idemKey, issued, same); err != nil || done {
 		return prev, err
 	}
 	link, err := s.sbp.IssueTopUp(ctx, TopUpOrder{OperationID: id, Amount: amount, ExpiresAt: expires})
 	if err != nil {
 		return Operation{}, fmt.Errorf("%w: issue SBP link: %w", Fail(CodeUnavailable), err)
 	}
-	return s.newOperation(ctx, partnerID, walletID, idemKey, now, same, func(ctx context.Context, tx Tx, sc OperationScope) (Operation, error) {
+	return s.newOperation(ctx, partnerID, walletID, idemKey, same, func(ctx context.Context, tx Tx, sc OperationScope, now time.Time) (Operation, error) {
 		w, month := sc.Wallet, s.monthOf(now)
 		if err := s.limitsOf(w, sc.Overrides, sc.Usage).credit(amount, w.PendingCredit); err != nil {
 			return Operation{}, err
@@ -426,8 +429,7 @@ func (s *Service) Refund(ctx context.Context, partnerID, walletID, token uuid.UU
 	same := func(o Operation) bool {
 		return o.Type == Refund && o.WalletID == walletID && o.Token == token && (requested == 0 || o.Amount == requested)
 	}
-	now := s.now()
-	return s.newOperation(ctx, partnerID, walletID, idemKey, now, same, func(ctx context.Context, tx Tx, sc OperationScope) (Operation, error) {
+	return s.newOperation(ctx, partnerID, walletID, idemKey, same, func(ctx context.Context, tx Tx, sc OperationScope, now time.Time) (Operation, error) {
 		w := sc.Wallet
 		pay, err := tx.PaymentByToken(ctx, token)
 		if errors.Is(err, ErrNotFound) || (err == nil && pay.WalletID != w.ID) {
@@ -489,8 +491,7 @@ func (s *Service) Withdraw(ctx context.Context, partnerID, walletID uuid.UUID, b
 	same := func(o Operation) bool {
 		return o.Type == Debit && o.WalletID == walletID && o.BankID == bankID && o.Amount == amount
 	}
-	now := s.now()
-	return s.newOperation(ctx, partnerID, walletID, idemKey, now, same, func(ctx context.Context, tx Tx, sc OperationScope) (Operation, error) {
+	return s.newOperation(ctx, partnerID, walletID, idemKey, same, func(ctx context.Context, tx Tx, sc OperationScope, now time.Time) (Operation, error) {
 		bank, ok := s.bankName(bankID)
 		if !ok {
 			return Operation{}, FailField(CodeBankNotFound, "bankIdentifier", "банк не является участником СБП")

@@ -24,10 +24,10 @@ type Store interface {
 //
 // A store may defer writes that return nothing (InsertOperation, Post,
 // UpdateOperation, AddPendingCredit, AddMonthUsage with a positive delta,
-// InsertEvent, EnqueueJob) and send them
-// with its next read or with the commit, to save round trips: their errors,
-// ErrDuplicate and ErrInsufficientFunds included, can then come from a later
-// call or from Update itself, and the transaction is rolled back as a whole.
+// ReleaseIdemKey, InsertEvent, EnqueueJob) and send them with its next read or
+// with the commit, to save round trips: their errors, ErrDuplicate and
+// ErrInsufficientFunds included, can then come from a later call or from
+// Update itself, and the transaction is rolled back as a whole.
 type Tx interface {
 	// Wallet returns the partner's wallet; lock holds it (and its balance) until
 	// the transaction ends. ErrNotFound when the partner has no such wallet.
@@ -80,9 +80,6 @@ type Tx interface {
 	LockOperation(ctx context.Context, partnerID, walletID, opID uuid.UUID) (Wallet, Operation, error)
 	// OperationByQRC returns the top-up with an SBP link id, or ErrNotFound.
 	OperationByQRC(ctx context.Context, qrcID string) (Operation, error)
-	// OperationByIdemKey returns the partner's operation created under an
-	// Idempotency-Key, or ErrNotFound.
-	OperationByIdemKey(ctx context.Context, partnerID uuid.UUID, key string) (Operation, error)
 	// ReleaseIdemKey takes the Idempotency-Key off an operation, so that a new
 	// one may carry it.
 	ReleaseIdemKey(ctx context.Context, opID uuid.UUID) error
@@ -90,7 +87,7 @@ type Tx interface {
 	// the transaction ends, or ErrNotFound.
 	PaymentByToken(ctx context.Context, token uuid.UUID) (Operation, error)
 	// UpdateOperation stores op's status, finishing time and refunded sum. The
-	// transaction holds the operation (OperationByID with lock, PaymentByToken).
+	// transaction holds the operation (LockOperation, PaymentByToken).
 	UpdateOperation(ctx context.Context, op Operation) error
 	// Report returns one page of a wallet's operations, newest first (ties by id
 	// descending), and how many match the filter in all.
@@ -101,7 +98,8 @@ type Tx interface {
 	// when one would go below zero (the transaction then writes nothing).
 	Post(ctx context.Context, tx LedgerTx) error
 	// AddPendingCredit changes a wallet's sum of pending top-ups by delta. The
-	// transaction holds the wallet (Wallet with lock), so the row is there.
+	// transaction holds the wallet (Wallet with lock, OperationScope,
+	// LockOperation), so the row is there.
 	AddPendingCredit(ctx context.Context, walletID uuid.UUID, delta money.Amount) error
 	// AddMonthUsage changes a wallet's monthly usage of a type by delta.
 	AddMonthUsage(ctx context.Context, walletID uuid.UUID, month int, t OperationType, delta money.Amount) error
@@ -121,7 +119,7 @@ type Tx interface {
 // (Tx.LimitState).
 type LimitState struct {
 	Overrides Overrides
-	Usage     map[OperationType]money.Amount // the month's, by type; a type not used is missing
+	Usage     map[OperationType]money.Amount // the month's, by type; a type never used in it is missing
 }
 
 // OperationScope is what a top-up, withdrawal or refund decides on

@@ -1003,7 +1003,7 @@ func runWallets(t *testing.T, open func(t *testing.T) *store.DB) {
 				}
 			}
 			if got := readOverrides(t, b.db, w.ID).Balance; got != wallet.Some(n) {
-				t.Fatalf("counter = %s after %d locked increments, want %d kopecks", fmtOptional(got), n, n)
+				t.Fatalf("counter = %s after %d locked increments, want %s", fmtOptional(got), n, fmtOptional(wallet.Some(n)))
 			}
 		})
 	}
@@ -1074,6 +1074,53 @@ func runTransactions(t *testing.T, open func(t *testing.T) *store.DB) {
 		mustInsertWallet(t, db, w)
 		mustNil(t, insertOperation(db, op), "InsertOperation after the rollback")
 	})
+
+	// Deferred writes that the schema refuses fail the whole transaction,
+	// the writes queued with them included.
+	for name, refused := range map[string]func(ctx context.Context, tx wallet.Tx, w wallet.Wallet, held wallet.Operation) error{
+		"pending sum below zero": func(ctx context.Context, tx wallet.Tx, w wallet.Wallet, _ wallet.Operation) error {
+			return tx.AddPendingCredit(ctx, w.ID, -1)
+		},
+		"refunded above the amount": func(ctx context.Context, tx wallet.Tx, _ wallet.Wallet, held wallet.Operation) error {
+			held.Refunded = held.Amount + 1
+			return tx.UpdateOperation(ctx, held)
+		},
+	} {
+		t.Run("DeferredWriteRefused/"+name, func(t *testing.T) {
+			t.Parallel()
+			b, w := setupWithWallet(t, open)
+			db := b.db
+			held := newPayment(w, uuid.New())
+			mustNil(t, insertOperation(db, held), "insert")
+			next := newPayment(w, uuid.New())
+			err := db.Update(ctx, func(ctx context.Context, tx wallet.Tx) error {
+				lw, lheld, err := tx.LockOperation(ctx, w.PartnerID, w.ID, held.ID)
+				if err != nil {
+					return err
+				}
+				if err := tx.InsertOperation(ctx, next); err != nil {
+					return err
+				}
+				return refused(ctx, tx, lw, lheld)
+			})
+			if err == nil {
+				t.Fatal("Update with a write the schema refuses succeeded")
+			}
+			_, err = view(db, func(ctx context.Context, tx wallet.Tx) (wallet.Operation, error) {
+				return tx.OperationByID(ctx, next.ID)
+			})
+			mustIs(t, err, wallet.ErrNotFound, "the operation queued with the refused write")
+			got := mustView(t, db, "OperationByID", func(ctx context.Context, tx wallet.Tx) (wallet.Operation, error) {
+				return tx.OperationByID(ctx, held.ID)
+			})
+			gotW := mustView(t, db, "Wallet", func(ctx context.Context, tx wallet.Tx) (wallet.Wallet, error) {
+				return tx.Wallet(ctx, w.PartnerID, w.ID, false)
+			})
+			if got.Refunded != 0 || gotW.PendingCredit != 0 {
+				t.Fatalf("after the refused write: refunded %s, pending %s; want both 0.00", got.Refunded, gotW.PendingCredit)
+			}
+		})
+	}
 
 	t.Run("DuplicateOperationRollsBackAll", func(t *testing.T) {
 		t.Parallel()
@@ -1147,13 +1194,17 @@ func runTransactions(t *testing.T, open func(t *testing.T) *store.DB) {
 		mustNil(t, insertOperation(db, old), "operation under the key")
 		byKey := func() (wallet.Operation, error) {
 			return view(db, func(ctx context.Context, tx wallet.Tx) (wallet.Operation, error) {
-				return tx.OperationByIdemKey(ctx, w.PartnerID, "k-1")
+				sc, err := tx.OperationScope(ctx, w.PartnerID, w.ID, "k-1", anyMonth)
+				if err == nil && !sc.PriorFound {
+					err = wallet.ErrNotFound
+				}
+				return sc.Prior, err
 			})
 		}
 		got, err := byKey()
-		mustNil(t, err, "OperationByIdemKey")
+		mustNil(t, err, "operation under the key")
 		if got.ID != old.ID {
-			t.Fatalf("OperationByIdemKey = %s, want %s", got.ID, old.ID)
+			t.Fatalf("operation under the key = %s, want %s", got.ID, old.ID)
 		}
 
 		// The key is unique per partner until the old operation lets go of
@@ -1168,9 +1219,9 @@ func runTransactions(t *testing.T, open func(t *testing.T) *store.DB) {
 			return tx.InsertOperation(ctx, next)
 		})
 		got, err = byKey()
-		mustNil(t, err, "OperationByIdemKey after the release")
+		mustNil(t, err, "operation under the key after the release")
 		if got.ID != next.ID {
-			t.Fatalf("OperationByIdemKey after the release = %s, want the new %s", got.ID, next.ID)
+			t.Fatalf("operation under the key after the release = %s, want the new %s", got.ID, next.ID)
 		}
 		got = mustView(t, db, "the released operation", func(ctx context.Context, tx wallet.Tx) (wallet.Operation, error) {
 			return tx.OperationByID(ctx, old.ID)
