@@ -87,15 +87,9 @@ func (t *walletTx) LockOperation(ctx context.Context, partnerID, walletID, opID 
 		op wallet.Operation
 	)
 	err := t.q.query(ctx,
-		read{query: t.walletQuery(true), args: []any{walletID, partnerID}, scan: one(func(r scanner) (err error) {
-			w, err = scanWallet(r)
-			return err
-		})},
+		t.walletRead(partnerID, walletID, true, &w),
 		read{query: `SELECT ` + operationColumns + ` FROM operations WHERE id = $1 AND wallet_id = $2` + t.eng.forUpdate,
-			args: []any{opID, walletID}, scan: one(func(r scanner) (err error) {
-				op, err = scanOperation(r)
-				return err
-			})})
+			args: []any{opID, walletID}, scan: one(operationInto(&op))})
 	if err != nil {
 		return wallet.Wallet{}, wallet.Operation{}, notFound(err)
 	}

@@ -101,6 +101,23 @@ func (db *DB) fetchWallets(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID]
 // walletsByID is fetchWallets' statement.
 func walletsByID() string { return eachKey("uuid", `SELECT `+walletColumns+` WHERE w.id = k.key`) }
 
+// walletRead reads the partner's wallet into w, locked when lock is set:
+// the first read of every scope.
+func (t *walletTx) walletRead(partnerID, walletID uuid.UUID, lock bool, w *wallet.Wallet) read {
+	return read{query: t.walletQuery(lock), args: []any{walletID, partnerID}, scan: one(func(r scanner) (err error) {
+		*w, err = scanWallet(r)
+		return err
+	})}
+}
+
+// operationInto scans an operation's row into op.
+func operationInto(op *wallet.Operation) func(scanner) error {
+	return func(r scanner) (err error) {
+		*op, err = scanOperation(r)
+		return err
+	}
+}
+
 // walletQuery selects the wallet $1 of the partner $2.
 func (t *walletTx) walletQuery(lock bool) string {
 	q := `SELECT ` + walletColumns + ` WHERE w.id = $1 AND w.partner_id = $2`
@@ -166,18 +183,21 @@ func (t *walletTx) HasPendingOperations(ctx context.Context, walletID uuid.UUID)
 
 func (t *walletTx) LimitState(ctx context.Context, walletID uuid.UUID, month int) (wallet.LimitState, error) {
 	var lr limitRow
-	err := row(ctx, t.q, limitStateQuery(), walletID, month).Scan(lr.dest()...)
+	err := row(ctx, t.q, limitStateQuery, walletID, month).Scan(lr.dest()...)
 	if err != nil {
 		return wallet.LimitState{}, err
 	}
 	return lr.state(), nil
 }
 
+// limitStateFrom joins a wallet's month usage (usageByType, $1 the wallet and
+// $2 the month) to its settings; every statement that reads it numbers its
+// parameters so.
+const limitStateFrom = `FROM (` + usageByType + `) AS u
+	LEFT JOIN wallet_limits l ON l.wallet_id = $1`
+
 // limitStateQuery reads the limit state of the wallet $1 in the month $2.
-func limitStateQuery() string {
-	return `SELECT ` + limitStateColumns + ` FROM (` + usageByType("$1", "$2") + `) AS u
-		LEFT JOIN wallet_limits l ON l.wallet_id = $1`
-}
+const limitStateQuery = `SELECT ` + limitStateColumns + ` ` + limitStateFrom
 
 // limitStateColumns are a wallet's settings (wallet_limits l, outer-joined)
 // and its month's usage (usageByType u), in limitRow's order.
@@ -298,11 +318,10 @@ func (t *walletTx) PaymentScope(ctx context.Context, partnerID, walletID, tspID,
 	var sc wallet.PaymentScope
 	settings := read{query: `SELECT ` + limitStateColumns + `,
 		ts.id, ts.partner_id, ts.name, ts.created_at,
-		(SELECT webhook_url <> '' FROM partners WHERE id = $3)
-		FROM (` + usageByType("$1", "$4") + `) AS u
-		LEFT JOIN wallet_limits l ON l.wallet_id = $1
-		LEFT JOIN tsps ts ON ts.id = $2 AND ts.partner_id = $3`,
-		args: []any{walletID, tspID, partnerID, month},
+		(SELECT webhook_url <> '' FROM partners WHERE id = $4)
+		` + limitStateFrom + `
+		LEFT JOIN tsps ts ON ts.id = $3 AND ts.partner_id = $4`,
+		args: []any{walletID, month, tspID, partnerID},
 		scan: one(func(r scanner) error {
 			hooks, err := scanScope(r, &sc)
 			if err == nil && hooks.Valid && !hooks.Bool {
@@ -312,15 +331,9 @@ func (t *walletTx) PaymentScope(ctx context.Context, partnerID, walletID, tspID,
 		}),
 	}
 	err := t.q.query(ctx,
-		read{query: t.walletQuery(true), args: []any{walletID, partnerID}, scan: one(func(r scanner) (err error) {
-			sc.Wallet, err = scanWallet(r)
-			return err
-		})},
+		t.walletRead(partnerID, walletID, true, &sc.Wallet),
 		settings,
-		read{query: t.paymentByTokenQuery(false), args: []any{token}, scan: maybe(&sc.PaidFound, func(r scanner) (err error) {
-			sc.Paid, err = scanOperation(r)
-			return err
-		})})
+		read{query: t.paymentByTokenQuery(false), args: []any{token}, scan: maybe(&sc.PaidFound, operationInto(&sc.Paid))})
 	if err != nil {
 		return wallet.PaymentScope{}, notFound(err)
 	}
@@ -337,18 +350,12 @@ func (t *walletTx) OperationScope(ctx context.Context, partnerID, walletID uuid.
 		lr limitRow
 	)
 	reads := []read{
-		{query: t.walletQuery(!t.view), args: []any{walletID, partnerID}, scan: one(func(r scanner) (err error) {
-			sc.Wallet, err = scanWallet(r)
-			return err
-		})},
-		{query: limitStateQuery(), args: []any{walletID, month}, scan: one(func(r scanner) error { return r.Scan(lr.dest()...) })},
+		t.walletRead(partnerID, walletID, !t.view, &sc.Wallet),
+		{query: limitStateQuery, args: []any{walletID, month}, scan: one(func(r scanner) error { return r.Scan(lr.dest()...) })},
 	}
 	if idemKey != "" {
 		reads = append(reads, read{query: operationByIdemKeyQuery, args: []any{partnerID, idemKey},
-			scan: maybe(&sc.PriorFound, func(r scanner) (err error) {
-				sc.Prior, err = scanOperation(r)
-				return err
-			})})
+			scan: maybe(&sc.PriorFound, operationInto(&sc.Prior))})
 	}
 	if err := t.q.query(ctx, reads...); err != nil {
 		return wallet.OperationScope{}, notFound(err)
@@ -357,19 +364,16 @@ func (t *walletTx) OperationScope(ctx context.Context, partnerID, walletID uuid.
 	return sc, nil
 }
 
-// usageByType is one row of a wallet's monthly usage (the parameters
-// walletParam and monthParam), a column for each of usageTypes, in order: one
-// index range read, and an aggregate without GROUP BY yields its row even when
-// there is none. MAX, not SUM, keeps the column BIGINT; (wallet, month, type)
-// is the key.
-func usageByType(walletParam, monthParam string) string {
-	return `SELECT
+// usageByType is one row of a wallet's monthly usage ($1 the wallet, $2 the
+// month), a column for each of usageTypes, in order: one index range read,
+// and an aggregate without GROUP BY yields its row even when there is none.
+// MAX, not SUM, keeps the column BIGINT; (wallet, month, type) is the key.
+const usageByType = `SELECT
 		MAX(CASE WHEN operation_type = 'CREDIT' THEN amount END) AS credit,
 		MAX(CASE WHEN operation_type = 'PAYMENT' THEN amount END) AS payment,
 		MAX(CASE WHEN operation_type = 'DEBIT' THEN amount END) AS debit,
 		MAX(CASE WHEN operation_type = 'REFUND' THEN amount END) AS refund
-		FROM month_usage WHERE wallet_id = ` + walletParam + ` AND month = ` + monthParam
-}
+		FROM month_usage WHERE wallet_id = $1 AND month = $2`
 
 var usageTypes = [...]wallet.OperationType{wallet.Credit, wallet.Payment, wallet.Debit, wallet.Refund}
 
