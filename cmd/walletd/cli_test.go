@@ -210,6 +210,15 @@ func TestCLIHelp(t *testing.T) {
 			t.Errorf("%s printed %q to stdout and %q to stderr, want the usage on stdout", arg, out, errOut)
 		}
 	}
+	// A command's own --help lists its flags and is not a mistake (exit 0).
+	for _, args := range [][]string{
+		{"serve", "--help"}, {"migrate", "-h"}, {"audit", "--help"}, {"partner", "create", "-h"},
+		{"webhooks", "replay", "--help"}, {"partner", "--help"}, {"webhooks", "help"},
+	} {
+		if _, _, err := runCmd(t, testEnv(nil), args...); err != nil {
+			t.Errorf("walletd %s: %v (exit %d), want exit 0", strings.Join(args, " "), err, exitCode(err))
+		}
+	}
 	for _, cmd := range []string{"serve", "migrate", "partner create", "partner disable|enable", "client create", "client disable|enable", "tsp create", "audit"} {
 		if !strings.Contains(usage, "walletd "+cmd) {
 			t.Errorf("usage does not mention %q", cmd)

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"slices"
 )
 
 const usage = `walletd — the e-wallet service and its operator tools.
@@ -49,10 +50,22 @@ func exitCode(err error) int {
 
 // run is the whole program; main only wires it to the process.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	err := dispatch(ctx, args, envFunc(getenv), stdout, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil // asked for: the flag set has printed the command's flags
+	}
+	return err
+}
+
+func dispatch(ctx context.Context, args []string, env envFunc, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		args = []string{"serve"}
 	}
-	env := envFunc(getenv)
+	if len(args) == 2 && isHelp(args[1]) && slices.Contains([]string{"partner", "client", "tsp", "webhooks"}, args[0]) {
+		// The command groups have no flags of their own; the usage lists their commands.
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
 	switch args[0] {
 	case "serve":
 		return serve(ctx, args[1:], env, stdout, stderr)
@@ -68,13 +81,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return webhooks(ctx, args[1:], env, stdout, stderr)
 	case "audit":
 		return audit(ctx, args[1:], env, stdout, stderr)
-	case "help", "-h", "--help":
+	}
+	if isHelp(args[0]) {
 		fmt.Fprint(stdout, usage)
 		return nil
 	}
 	fmt.Fprint(stderr, usage)
 	return fmt.Errorf("%w: unknown command %q", errUsage, args[0])
 }
+
+func isHelp(arg string) bool { return arg == "help" || arg == "-h" || arg == "--help" }
 
 // newFlags returns a flag set that reports to stderr and always knows --db.
 func newFlags(name string, env envFunc, stderr io.Writer) (*flag.FlagSet, *string) {
