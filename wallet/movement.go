@@ -61,7 +61,7 @@ func (s *Service) newOperation(ctx context.Context, partnerID, walletID uuid.UUI
 		err := s.update(ctx, func(ctx context.Context, tx Tx) error {
 			now := s.now()
 			sc, err := tx.OperationScope(ctx, partnerID, walletID, idemKey, s.monthOf(now))
-			if sc.Wallet, err = active(sc.Wallet, err); err != nil {
+			if sc.Wallet, err = found(sc.Wallet, err); err != nil {
 				return err
 			}
 			if sc.PriorFound {
@@ -70,6 +70,9 @@ func (s *Service) newOperation(ctx context.Context, partnerID, walletID uuid.UUI
 					op, created = prev, false
 					return err
 				}
+			}
+			if err := requireActive(sc.Wallet); err != nil {
+				return err
 			}
 			op, err = create(ctx, tx, sc, now)
 			created = err == nil
@@ -108,8 +111,9 @@ func (s *Service) update(ctx context.Context, fn func(ctx context.Context, tx Tx
 }
 
 // Refill starts a top-up through SBP: a PENDING CREDIT with a link the client
-// confirms in a bank app. Errors: WALLET_NOT_FOUND, WALLET_CLOSED,
-// OPERATION_DISABLED, LIMIT_EXCEEDED, IDEMPOTENCY_KEY_REUSED.
+// confirms in a bank app. Errors: VALIDATION_ERROR, WALLET_NOT_FOUND,
+// WALLET_CLOSED, OPERATION_DISABLED, LIMIT_EXCEEDED, IDEMPOTENCY_KEY_REUSED,
+// UNAVAILABLE (SBP did not issue the link).
 func (s *Service) Refill(ctx context.Context, partnerID, walletID uuid.UUID, amount money.Amount, idemKey string) (Operation, error) {
 	if amount <= 0 || amount > money.Max {
 		return Operation{}, Invalid("amount", "должно быть больше нуля")
@@ -124,9 +128,12 @@ func (s *Service) Refill(ctx context.Context, partnerID, walletID uuid.UUID, amo
 	expires := issued.Add(s.topUpTTL)
 	same := func(o Operation) bool { return o.Type == Credit && o.WalletID == walletID && o.Amount == amount }
 	// The link is issued outside the transaction (no lock waits on SBP), so
-	// refusals and repeats are answered first, from a read: a refused top-up
-	// leaves no link at the provider, and an unknown wallet is 404, not 503,
-	// while SBP is down. The transaction checks everything again.
+	// refusals and repeats are answered first, from a read: most refused
+	// top-ups leave no link at the provider, and an unknown wallet is 404, not
+	// 503, while SBP is down. The transaction checks everything again. A link
+	// it then drops (a refusal in between, a lost race for the key, a failed
+	// commit) was never shown to anyone, so no one can pay it; it lapses at
+	// the provider when it expires.
 	if prev, done, err := s.precheckRefill(ctx, partnerID, walletID, amount, idemKey, issued, same); err != nil || done {
 		return prev, err
 	}
@@ -164,7 +171,7 @@ func (s *Service) precheckRefill(ctx context.Context, partnerID, walletID uuid.U
 ) (prev Operation, done bool, err error) {
 	err = s.store.View(ctx, func(ctx context.Context, tx Tx) error {
 		sc, err := tx.OperationScope(ctx, partnerID, walletID, idemKey, s.monthOf(now))
-		w, err := active(sc.Wallet, err)
+		w, err := found(sc.Wallet, err)
 		if err != nil {
 			return err
 		}
@@ -172,6 +179,9 @@ func (s *Service) precheckRefill(ctx context.Context, partnerID, walletID uuid.U
 			if prev, done, err = s.prior(ctx, nil, sc.Prior, same); err != nil || done {
 				return err
 			}
+		}
+		if err := requireActive(w); err != nil {
+			return err
 		}
 		return s.limitsOf(w, sc.Overrides, sc.Usage).credit(amount, w.PendingCredit)
 	})
@@ -366,7 +376,7 @@ func (s *Service) pay(ctx context.Context, partnerID, id uuid.UUID, req PaymentR
 		now := s.now()
 		month := s.monthOf(now)
 		sc, err := tx.PaymentScope(ctx, partnerID, req.WalletID, req.TSPID, req.Token, month)
-		w, err := active(sc.Wallet, err)
+		w, err := found(sc.Wallet, err)
 		if err != nil {
 			return err
 		}
@@ -377,6 +387,9 @@ func (s *Service) pay(ctx context.Context, partnerID, id uuid.UUID, req PaymentR
 		case sc.PaidFound:
 			op = prev // the same payment again: its first answer, no money moves
 			return nil
+		}
+		if err := requireActive(w); err != nil {
+			return err
 		}
 		expires, ok := s.checkPaymentToken(w.ID, req.Token)
 		if !ok {

@@ -205,10 +205,17 @@ func active(w Wallet, err error) (Wallet, error) {
 	if w, err = found(w, err); err != nil {
 		return Wallet{}, err
 	}
+	return w, requireActive(w)
+}
+
+// requireActive refuses new money movement on a closed wallet. A repeated
+// request is answered before it is called: the first answer stands, whatever
+// happened to the wallet since.
+func requireActive(w Wallet) error {
 	if w.Status != Active {
-		return Wallet{}, Fail(CodeWalletClosed)
+		return Fail(CodeWalletClosed)
 	}
-	return w, nil
+	return nil
 }
 
 // Close closes a wallet with nothing on it. Closing a closed wallet succeeds again.
