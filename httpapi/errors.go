@@ -67,6 +67,11 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	)
 	switch {
 	case errors.As(err, &de):
+		if (de.Code == wallet.CodeUnavailable || de.Code == wallet.CodeInternal) && err.Error() != de.Error() {
+			// The error carries a cause the answer leaves out (SBP down, say);
+			// the operator needs it.
+			s.log.LogAttrs(r.Context(), slog.LevelWarn, "dependency unavailable", slog.String("error", err.Error()))
+		}
 	case errors.As(err, &rl):
 		w.Header().Set("Retry-After", retryAfterSeconds(rl.retryAfter))
 		de = wallet.Fail(wallet.CodeRateLimited)
@@ -89,7 +94,9 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	status, ok := statusOf[de.Code]
 	if !ok {
-		status = http.StatusBadRequest
+		// A code without a status is this program's fault, not the partner's.
+		s.log.LogAttrs(r.Context(), slog.LevelError, "no HTTP status for code", slog.String("code", string(de.Code)))
+		status = http.StatusInternalServerError
 	}
 	body := errorBody{Code: de.Code, Message: de.Message, FieldErrors: de.Fields}
 	if body.FieldErrors == nil {

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -42,14 +43,19 @@ func validKey(k string) bool {
 }
 
 // requestHash identifies "the same request": method, path and body, with JSON
-// whitespace ignored so a re-encoded body still matches.
+// whitespace ignored so a re-encoded body still matches, and the withdrawal
+// path's two spellings taken as one.
 func requestHash(r *http.Request, body []byte) []byte {
 	var compact bytes.Buffer
 	if json.Compact(&compact, body) == nil {
 		body = compact.Bytes()
 	}
+	path := r.URL.Path
+	if rest, ok := strings.CutSuffix(path, "/withdrawal"); ok {
+		path = rest + "/wifhdrawal"
+	}
 	h := sha256.New()
-	h.Write([]byte(r.Method + " " + r.URL.Path + "\n"))
+	h.Write([]byte(r.Method + " " + path + "\n"))
 	h.Write(body)
 	return h.Sum(nil)
 }

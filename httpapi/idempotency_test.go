@@ -92,3 +92,36 @@ func operationCount(t *testing.T, e *fuzzEnv, walletID string) int {
 	}
 	return page.TotalElements
 }
+
+// TestRequestHash: what counts as "the same request" under one Idempotency-Key.
+func TestRequestHash(t *testing.T) {
+	t.Parallel()
+	const w = "/api/wallet/v1/account/01a21c03-0000-7000-8000-000000000001"
+	hash := func(method, path, body string) []byte {
+		r, err := http.NewRequest(method, path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return httpapi.RequestHash(r, []byte(body))
+	}
+	base := hash(http.MethodPost, w+"/wifhdrawal", `{"bankIdentifier":"100000000111","amount":"5.00"}`)
+	tests := []struct {
+		name               string
+		method, path, body string
+		same               bool
+	}{
+		{"the same", http.MethodPost, w + "/wifhdrawal", `{"bankIdentifier":"100000000111","amount":"5.00"}`, true},
+		{"re-encoded JSON", http.MethodPost, w + "/wifhdrawal", "{ \"bankIdentifier\": \"100000000111\",\n \"amount\": \"5.00\" }", true},
+		{"the alias spelling", http.MethodPost, w + "/withdrawal", `{"bankIdentifier":"100000000111","amount":"5.00"}`, true},
+		{"another amount", http.MethodPost, w + "/wifhdrawal", `{"bankIdentifier":"100000000111","amount":"5.01"}`, false},
+		{"members in another order", http.MethodPost, w + "/wifhdrawal", `{"amount":"5.00","bankIdentifier":"100000000111"}`, false},
+		{"another wallet", http.MethodPost, w[:len(w)-1] + "2/wifhdrawal", `{"bankIdentifier":"100000000111","amount":"5.00"}`, false},
+		{"another endpoint", http.MethodPost, w + "/refill", `{"bankIdentifier":"100000000111","amount":"5.00"}`, false},
+		{"a path merely ending alike", http.MethodPost, w + "/refill/withdrawal", `{"bankIdentifier":"100000000111","amount":"5.00"}`, false},
+	}
+	for _, tt := range tests {
+		if got := bytes.Equal(hash(tt.method, tt.path, tt.body), base); got != tt.same {
+			t.Errorf("%s: same request = %v, want %v", tt.name, got, tt.same)
+		}
+	}
+}

@@ -92,7 +92,7 @@ func (s *Server) setLimits(w http.ResponseWriter, r *http.Request) error {
 func decodeLimits(body object, walletID uuid.UUID) (wallet.LimitsPatch, error) {
 	var v wallet.Validation
 	if body.present("walletId") {
-		if s := body.str("walletId", "walletId", false, &v); s != "" && s != walletID.String() {
+		if id := body.uuidField("walletId", &v); id != uuid.Nil && id != walletID {
 			v.Add("walletId", "не совпадает с кошельком в пути запроса")
 		}
 	}

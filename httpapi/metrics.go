@@ -41,6 +41,12 @@ func (m *Metrics) observe(r *http.Request, status int, code string, d time.Durat
 	if route == "" {
 		route = "unmatched"
 	}
-	m.requests.WithLabelValues(route, r.Method, strconv.Itoa(status), code).Inc()
-	m.latency.WithLabelValues(route, r.Method).Observe(d.Seconds())
+	method := r.Method
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodOptions:
+	default:
+		method = "OTHER" // any token is a valid method; labels must stay few
+	}
+	m.requests.WithLabelValues(route, method, strconv.Itoa(status), code).Inc()
+	m.latency.WithLabelValues(route, method).Observe(d.Seconds())
 }

@@ -140,18 +140,6 @@ func (v *Validation) Add(field, reason string) {
 	}
 }
 
-// Merge adds the fields of a validation error; other errors are recorded under field.
-func (v *Validation) Merge(field string, err error) {
-	var e *Error
-	if errors.As(err, &e) && e.Code == CodeValidation && len(e.Fields) > 0 {
-		for f, r := range e.Fields {
-			v.Add(f, r)
-		}
-		return
-	}
-	v.Add(field, err.Error())
-}
-
 // Err returns the collected VALIDATION_ERROR, or nil when nothing was added.
 func (v *Validation) Err() error {
 	if len(v.fields) == 0 {

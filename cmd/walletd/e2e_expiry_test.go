@@ -2,6 +2,7 @@ package main
 
 import (
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -115,6 +116,10 @@ func TestE2ESBPUnavailable(t *testing.T) {
 			if header.Get("Retry-After") == "" {
 				t.Errorf("refill while SBP is down: no Retry-After")
 			}
+		}
+		// The partner is told only UNAVAILABLE; the operator's log says why.
+		if logs := down.logs.String(); !strings.Contains(logs, "no SBP provider is configured") {
+			t.Errorf("the log does not say why the refill was unavailable:\n%s", logs)
 		}
 		// The sandbox's pages are not served either.
 		qrc := uuid.NewString()
