@@ -15,7 +15,8 @@ import (
 // complete walletd on each engine: the setup, a run and the audit, once with
 // every operation (in equal shares, so that a short run on a slow machine
 // still makes each of them many times) and once with --hot. The run must pass
-// (audit clean, no unexpected error) and have each operation of its mix succeed.
+// (audit clean, the ledger grown by what walletd answered, no unexpected
+// error) and have each operation of its mix succeed.
 func TestBenchmarkEndToEnd(t *testing.T) {
 	storetest.ForEach(t, func(t *testing.T, e storetest.Engine) {
 		cases := []struct {
@@ -48,9 +49,9 @@ func TestBenchmarkEndToEnd(t *testing.T) {
 				if err := json.Unmarshal(out.Bytes(), &res); err != nil {
 					t.Fatalf("--json printed %s: %v", out.Bytes(), err)
 				}
-				if !res.Pass || !res.Audit.OK || res.UnexpectedErrors != 0 || res.Interrupted {
-					t.Errorf("pass %v, audit %+v, %d unexpected errors, interrupted %v",
-						res.Pass, res.Audit, res.UnexpectedErrors, res.Interrupted)
+				if !res.Pass || !res.Audit.OK || !res.Agreement.Checked || !res.Agreement.OK || res.UnexpectedErrors != 0 || res.Interrupted {
+					t.Errorf("pass %v, audit %+v, agreement %+v, %d unexpected errors, interrupted %v",
+						res.Pass, res.Audit, res.Agreement, res.UnexpectedErrors, res.Interrupted)
 				}
 				if res.Setup.WalletsFunded != wallets || res.Engine != e.Name {
 					t.Errorf("setup funded %d wallets on %q, want %d on %q", res.Setup.WalletsFunded, res.Engine, wallets, e.Name)

@@ -33,11 +33,11 @@ type apiClient struct {
 }
 
 // newAPIClient talks to the walletd at base, an http:// or https:// URL
-// without a trailing slash, keeping up to conns connections open.
-func newAPIClient(base *url.URL, conns int, seed uint64) *apiClient {
+// without a trailing slash, keeping up to maxIdle connections open.
+func newAPIClient(base *url.URL, maxIdle int, seed uint64) *apiClient {
 	return &apiClient{
 		base:  base.String(),
-		conns: newConns(base, conns),
+		conns: newConns(base, maxIdle),
 		runID: strconv.FormatUint(seed%(1<<32), 36),
 	}
 }

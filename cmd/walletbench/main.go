@@ -26,9 +26,10 @@ const usage = `walletbench — load benchmark for a running walletd.
 Usage:
   go run ./cmd/walletbench [flags]
 
-Start walletd first and give walletbench the same database, for example:
-  go run ./cmd/walletd serve --db ./wallet.db --addr :8080
-  go run ./cmd/walletbench --url http://127.0.0.1:8080 --db ./wallet.db
+Start walletd first on a fresh database and give walletbench the same one,
+for example:
+  go run ./cmd/walletd serve --db ./bench.db --addr :8080
+  go run ./cmd/walletbench --url http://127.0.0.1:8080 --db ./bench.db
 
 Setup (timed on its own): creates --partners partners with --tsps TSPs each
 directly in --db, gets their OAuth tokens from walletd, opens --wallets wallets
@@ -53,18 +54,27 @@ its own partner, so --hot runs with a single partner that owns all the wallets
 
 Access tokens are renewed shortly before they expire, and at once after a 401.
 
-Results: per operation count, throughput, latency p50/p95/p99/max and errors by
-HTTP status and protocol code (an operation of two requests is timed as a whole,
-and each request on its own line as well). INSUFFICIENT_FUNDS and LIMIT_EXCEEDED
-are expected business refusals; every other error is unexpected. Then the CPU
-time walletbench used during the run, and walletd's (with --pid), in all and per
-completed operation: on a shared machine the load generator's share shows, and
-CPU per operation compares across machines better than rates do. Then walletd's
-memory (with --pid) and the ledger audit of --db.
+Results: per operation count, successes, successes per second (ok/s), latency
+p50/p95/p99/max of the successes and errors by HTTP status and protocol code (an
+operation of two requests is timed as a whole, and each request on its own line
+as well). Each worker waits for an answer before its next request (a closed
+loop), so under saturation the latencies leave out the queueing that clients
+arriving at their own pace would meet. Expected business refusals are
+INSUFFICIENT_FUNDS and LIMIT_EXCEEDED for payments and withdrawals, and
+LIMIT_EXCEEDED for top-ups; every other error, and any in the setup, is
+unexpected. Then walletd's memory (with --pid), and the CPU time walletbench used
+during the run, and walletd's (with --pid), in all and per successful operation:
+on a shared machine the load generator's share shows, and CPU per operation
+compares across machines better than rates do. Then the ledger audit of --db,
+and a check that the ledger grew by what walletd answered succeeded: its top-ups
+by the funded wallets' and the run's confirmed top-ups, its TSPs by the
+payments (against an audit taken before the setup; nothing else may move money
+in --db meanwhile).
 
-Exit status: 0 when the audit holds and no unexpected error occurred, 1 otherwise,
-2 for bad flags; 130 when interrupted (a first Ctrl-C stops the run and still
-reports and audits; a second one ends the program at once).
+Exit status: 0 when the audit holds, the ledger matches the answers and no
+unexpected error occurred, 1 otherwise, 2 for bad flags; 130 when interrupted
+and nothing failed (a first Ctrl-C stops the run and still reports and audits,
+but cannot pass; a second one ends the program at once).
 
 Flags:
 `
@@ -212,6 +222,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 
 	res := newResult(cfg, db.Engine())
+	// The baseline for checking the ledger against the answers; when it is
+	// missing, the report says so.
+	fmt.Fprintln(stderr, "baseline: auditing the ledger before the setup")
+	baseline, baselineErr := db.Audit(ctx)
 	fmt.Fprintf(stderr, "setup: %d partner(s), %d TSP(s) each, %d wallet(s), %d workers\n",
 		cfg.partners, cfg.tsps, cfg.wallets, cfg.setupConcurrency)
 	fl, setupRec, setupTime, err := setup(ctx, cfg, api, db, stderr)
@@ -221,7 +235,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		return fmt.Errorf("setup: %w", err)
 	}
-	res.addSetup(fl, setupRec, setupTime)
+	res.addSetup(cfg, fl, setupRec, setupTime)
 
 	fmt.Fprintf(stderr, "run: %d workers for %s, mix %s\n", cfg.concurrency, cfg.duration, cfg.mix)
 	cpu := startCPU(cfg.pid)
@@ -237,7 +251,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	auditCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Minute)
 	defer cancel()
 	fmt.Fprintln(stderr, "audit: checking the ledger")
-	res.addAudit(auditCtx, db)
+	report, err := db.Audit(auditCtx)
+	res.addAudit(report, err)
+	res.addAgreement(baseline, baselineErr, report, len(fl.wallets), runRec)
 	res.finish()
 
 	if cfg.json {
@@ -245,15 +261,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	} else {
 		err = res.writeText(stdout)
 	}
-	switch {
-	case err != nil:
+	if err != nil {
 		return err
-	case res.Interrupted:
-		return errInterrupted
-	case !res.Pass:
-		return errFailed
 	}
-	return nil
+	return res.exitErr()
 }
 
 // every writes line() to w at each interval until the returned stop is called.

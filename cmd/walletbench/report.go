@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"cmp"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -20,18 +19,20 @@ import (
 
 // result is everything the benchmark reports; --json prints it as is.
 type result struct {
-	URL              string        `json:"url"`
-	DB               string        `json:"db"`
-	Engine           string        `json:"engine"`
-	Seed             uint64        `json:"seed"`
-	Setup            setupResult   `json:"setup"`
-	Run              runResult     `json:"run"`
-	Memory           *memoryResult `json:"memory,omitempty"`
-	CPU              *cpuResult    `json:"cpu,omitempty"`
-	Audit            auditResult   `json:"audit"`
-	UnexpectedErrors int64         `json:"unexpectedErrors"`
-	Interrupted      bool          `json:"interrupted"`
-	Pass             bool          `json:"pass"`
+	URL              string          `json:"url"`
+	DB               string          `json:"db"`
+	Engine           string          `json:"engine"`
+	Seed             uint64          `json:"seed"`
+	Setup            setupResult     `json:"setup"`
+	Run              runResult       `json:"run"`
+	Memory           *memoryResult   `json:"memory,omitempty"`
+	CPU              *cpuResult      `json:"cpu,omitempty"`
+	Audit            auditResult     `json:"audit"`
+	Agreement        agreementResult `json:"agreement"`
+	UnexpectedErrors int64           `json:"unexpectedErrors"`
+	Interrupted      bool            `json:"interrupted"`
+	Failures         []string        `json:"failures"` // the checks that failed, as the FAIL line says
+	Pass             bool            `json:"pass"`     // never after a Ctrl-C: the checks are incomplete
 }
 
 type setupResult struct {
@@ -54,14 +55,16 @@ type runResult struct {
 }
 
 // opResult is one line of the tables: an operation, or one request of it.
+// Rates and latencies are of the successes alone: quick refusals of spent
+// wallets are not throughput.
 type opResult struct {
-	Name      string        `json:"name"`
-	Count     int64         `json:"count"`
-	OK        int64         `json:"ok"`
-	PerSecond float64       `json:"perSecond"`
-	LatencyMs latencyResult `json:"latencyMs"`
-	Errors    []errorResult `json:"errors"`
-	Requests  []opResult    `json:"requests,omitempty"`
+	Name        string        `json:"name"`
+	Count       int64         `json:"count"`
+	OK          int64         `json:"ok"`
+	OKPerSecond float64       `json:"okPerSecond"`
+	LatencyMs   latencyResult `json:"latencyMs"`
+	Errors      []errorResult `json:"errors"`
+	Requests    []opResult    `json:"requests,omitempty"`
 }
 
 type latencyResult struct {
@@ -93,7 +96,7 @@ type cpuResult struct {
 	PID            int     `json:"pid,omitempty"` // walletd's, when given
 	WalletdSeconds float64 `json:"walletdSeconds,omitempty"`
 	BenchSeconds   float64 `json:"benchSeconds"`
-	// Per completed operation (an operation of the run's table: a payment is
+	// Per successful operation (an operation of the run's table: a payment is
 	// its initialization and its payment).
 	WalletdMsPerOp float64 `json:"walletdMsPerOperation,omitempty"`
 	BenchMsPerOp   float64 `json:"benchMsPerOperation"`
@@ -107,14 +110,34 @@ type auditResult struct {
 	Error      string   `json:"error,omitempty"`
 }
 
+// agreementResult compares the ledger's growth from before the setup to
+// after the run with what walletd's answers said succeeded. The audit proves
+// the ledger balances against itself; this, that it holds what the service
+// told its clients.
+type agreementResult struct {
+	Checked    bool          `json:"checked"`
+	OK         bool          `json:"ok"`
+	NotChecked string        `json:"notChecked,omitempty"` // why, when not checked
+	Checks     []amountCheck `json:"checks"`
+}
+
+// amountCheck is the growth of one total of the audit.
+type amountCheck struct {
+	Name     string `json:"name"`     // as in the audit's summary
+	Expected string `json:"expected"` // by walletd's answers
+	Basis    string `json:"basis"`    // how Expected adds up
+	Actual   string `json:"actual"`   // by the ledger
+	OK       bool   `json:"ok"`
+}
+
 func newResult(cfg config, engine string) *result {
 	return &result{URL: cfg.url.String(), DB: redact(cfg.dsn), Engine: engine, Seed: cfg.seed}
 }
 
-func (res *result) addSetup(fl *fleet, rec *recorder, elapsed time.Duration) {
+func (res *result) addSetup(cfg config, fl *fleet, rec *recorder, elapsed time.Duration) {
 	res.Setup = setupResult{
 		DurationMs: ms(elapsed), Partners: len(fl.partners), TSPsEach: len(fl.partners[0].tsps),
-		Wallets: int(rec.get("register").count), WalletsFunded: len(fl.wallets),
+		Wallets: cfg.wallets, WalletsFunded: len(fl.wallets),
 		FundAmount: money.Amount(fundKopecks).String(),
 	}
 	for _, name := range []string{"register", "refill", "confirm"} {
@@ -130,33 +153,61 @@ func (res *result) addRun(cfg config, fl *fleet, rec *recorder, elapsed time.Dur
 	for _, kind := range cfg.mix.kinds {
 		line := opLine(kind.String(), rec.get(kind.String()), elapsed)
 		for _, req := range kind.requests() {
+			// Judged by the full name: the run's "topup/refill" may be
+			// refused where the setup's "refill" may not.
 			if s, ok := rec.ops[kind.String()+"/"+req]; ok {
-				line.Requests = append(line.Requests, opLine(req, s, elapsed))
+				sub := opLine(kind.String()+"/"+req, s, elapsed)
+				sub.Name = req
+				line.Requests = append(line.Requests, sub)
+			}
+		}
+		if len(line.Requests) > 0 {
+			// An operation of several requests failed where one of them did:
+			// a refusal is expected only of the request that may give it.
+			for i, e := range line.Errors {
+				line.Errors[i].Expected = expectedOfRequests(line.Requests, e.Outcome)
 			}
 		}
 		res.Run.Operations = append(res.Run.Operations, line)
 	}
 }
 
+// expectedOfRequests reports whether every request that failed with outcome
+// may give it.
+func expectedOfRequests(requests []opResult, outcome string) bool {
+	seen := false
+	for _, r := range requests {
+		for _, e := range r.Errors {
+			if e.Outcome == outcome {
+				if !e.Expected {
+					return false
+				}
+				seen = true
+			}
+		}
+	}
+	return seen
+}
+
+// opLine sums up s, recorded under name (see recorder).
 func opLine(name string, s *opStats, elapsed time.Duration) opResult {
 	h := &s.latency
 	line := opResult{
-		Name: name, Count: s.count, PerSecond: float64(s.count) / elapsed.Seconds(),
+		Name: name, Count: s.count,
 		LatencyMs: latencyResult{
 			P50: usToMs(h.quantile(0.50)), P95: usToMs(h.quantile(0.95)), P99: usToMs(h.quantile(0.99)),
 			Max: usToMs(h.max), Mean: h.mean() / 1000,
 		},
 		Errors: []errorResult{},
 	}
-	failed := int64(0)
 	for outcome, n := range s.errors {
-		failed += n
-		line.Errors = append(line.Errors, errorResult{Outcome: outcome, Count: n, Expected: expectedRefusal(outcome), Example: s.examples[outcome]})
+		line.Errors = append(line.Errors, errorResult{Outcome: outcome, Count: n, Expected: expectedRefusal(name, outcome), Example: s.examples[outcome]})
 	}
 	slices.SortFunc(line.Errors, func(a, b errorResult) int {
 		return cmp.Or(cmp.Compare(b.Count, a.Count), strings.Compare(a.Outcome, b.Outcome))
 	})
-	line.OK = s.count - failed
+	line.OK = s.ok()
+	line.OKPerSecond = float64(line.OK) / elapsed.Seconds()
 	return line
 }
 
@@ -236,7 +287,7 @@ func (m *cpuMeter) read() (walletd, bench time.Duration, err error) {
 }
 
 // addCPU reports what walletd and the benchmark used since m started, per
-// completed operation of the run.
+// successful operation of the run.
 func (res *result) addCPU(m *cpuMeter) {
 	c := &cpuResult{}
 	res.CPU = c
@@ -289,8 +340,7 @@ func parseProcStatus(r io.Reader) (hwm, rss int64, err error) {
 	return hwm, rss, nil
 }
 
-func (res *result) addAudit(ctx context.Context, db *store.DB) {
-	report, err := db.Audit(ctx)
+func (res *result) addAudit(report store.AuditReport, err error) {
 	if err != nil {
 		res.Audit = auditResult{Error: err.Error(), Summary: "audit could not run: " + err.Error(), Violations: []string{}}
 		return
@@ -298,6 +348,53 @@ func (res *result) addAudit(ctx context.Context, db *store.DB) {
 	res.Audit = auditResult{OK: len(report.Violations) == 0, Summary: report.Summary(), Violations: report.Violations}
 	if res.Audit.Violations == nil {
 		res.Audit.Violations = []string{}
+	}
+}
+
+// addAgreement checks the ledger's growth from before (the audit before the
+// setup) to after (the audit after the run) against walletd's answers: top-ups
+// by the wallets the setup funded and the run's confirmed top-ups, TSPs by the
+// run's payments (the mix has no refunds). Payouts are left to the audit's
+// conservation: the sandbox may fail a withdrawal after its answer and return
+// the money. After a Ctrl-C nothing is compared, as requests in flight may
+// have succeeded without their answer being read.
+func (res *result) addAgreement(before store.AuditReport, beforeErr error, after store.AuditReport, funded int, run *recorder) {
+	a := agreementResult{Checks: []amountCheck{}}
+	defer func() { res.Agreement = a }()
+	switch {
+	case res.Interrupted:
+		a.NotChecked = "the run was interrupted, and requests in flight may have succeeded unseen"
+		return
+	case beforeErr != nil:
+		a.NotChecked = "no baseline, the audit before the setup failed: " + beforeErr.Error()
+		return
+	case res.Audit.Error != "":
+		a.NotChecked = "the audit after the run failed"
+		return
+	}
+	topUps, payments := run.ops["topup/confirm"], run.ops["payment/pay"]
+	if topUps == nil {
+		topUps = &opStats{}
+	}
+	if payments == nil {
+		payments = &opStats{}
+	}
+	a.Checked, a.OK = true, true
+	for _, c := range []struct {
+		name          string
+		want          int64
+		basis         string
+		before, after money.Amount
+	}{
+		{"top-ups", int64(funded)*fundKopecks + topUps.kopecks,
+			fmt.Sprintf("%d wallets × %s + %d top-ups × %s", funded, money.Amount(fundKopecks), topUps.ok(), money.Amount(topUpKopecks)),
+			before.ToppedUp, after.ToppedUp},
+		{"TSPs", payments.kopecks, fmt.Sprintf("%d payments", payments.ok()), before.InTSPs, after.InTSPs},
+	} {
+		grew := c.after - c.before
+		ok := grew == money.Amount(c.want)
+		a.OK = a.OK && ok
+		a.Checks = append(a.Checks, amountCheck{Name: c.name, Expected: money.Amount(c.want).String(), Basis: c.basis, Actual: grew.String(), OK: ok})
 	}
 }
 
@@ -314,7 +411,40 @@ func (res *result) finish() {
 	}
 	count(res.Setup.Requests)
 	count(res.Run.Operations) // each failed operation once, under the request that failed it
-	res.Pass = res.Audit.OK && res.UnexpectedErrors == 0
+
+	res.Failures = []string{}
+	fail := func(format string, a ...any) { res.Failures = append(res.Failures, fmt.Sprintf(format, a...)) }
+	switch {
+	case res.Audit.Error != "":
+		fail("the ledger audit could not run")
+	case !res.Audit.OK:
+		fail("the ledger audit failed")
+	}
+	for _, c := range res.Agreement.Checks {
+		if !c.OK {
+			fail("%s grew by %s, walletd's answers say %s", c.Name, c.Actual, c.Expected)
+		}
+	}
+	// Not comparing is a failure unless the interruption or the audit explains it.
+	if !res.Agreement.Checked && !res.Interrupted && res.Audit.Error == "" {
+		fail("the ledger was not compared with walletd's answers: %s", res.Agreement.NotChecked)
+	}
+	if res.UnexpectedErrors > 0 {
+		fail("%d unexpected error(s)", res.UnexpectedErrors)
+	}
+	res.Pass = res.Audit.OK && res.Agreement.OK && res.UnexpectedErrors == 0 && !res.Interrupted
+}
+
+// exitErr is run's error once the result is out: a failed check outranks the
+// interruption, so that exit status 130 never hides one.
+func (res *result) exitErr() error {
+	switch {
+	case res.Pass:
+		return nil
+	case res.Interrupted && len(res.Failures) == 0:
+		return errInterrupted
+	}
+	return errFailed
 }
 
 func (res *result) writeJSON(w io.Writer) error {
@@ -359,10 +489,10 @@ func (res *result) writeText(w io.Writer) error {
 		case c.Error != "":
 			p("\nCPU time: %s\n", c.Error)
 		case c.PID > 0:
-			p("CPU time during the run: walletd %.1f s (%.3f ms per operation), walletbench %.1f s (%.3f ms per operation)\n",
+			p("CPU time during the run: walletd %.1f s (%.3f ms per ok operation), walletbench %.1f s (%.3f ms per ok operation)\n",
 				c.WalletdSeconds, c.WalletdMsPerOp, c.BenchSeconds, c.BenchMsPerOp)
 		default:
-			p("\nCPU time during the run: walletbench %.1f s (%.3f ms per operation); --pid adds walletd's\n", c.BenchSeconds, c.BenchMsPerOp)
+			p("\nCPU time during the run: walletbench %.1f s (%.3f ms per ok operation); --pid adds walletd's\n", c.BenchSeconds, c.BenchMsPerOp)
 		}
 	}
 
@@ -375,30 +505,35 @@ func (res *result) writeText(w io.Writer) error {
 		p("  VIOLATION: %s\n", v)
 	}
 
-	switch {
-	case res.Interrupted:
-		p("\nINTERRUPTED: the results cover the run until Ctrl-C\n")
-	case res.Pass:
-		p("\nPASS: money conserved, no unexpected errors\n")
+	if a := res.Agreement; a.Checked {
+		p("Ledger against walletd's answers, growth since before the setup:\n")
+		for _, c := range a.Checks {
+			verdict := "ok"
+			if !c.OK {
+				verdict = "MISMATCH"
+			}
+			p("  %-8s ledger %s, answers %s (%s): %s\n", c.Name, c.Actual, c.Expected, c.Basis, verdict)
+		}
+	} else {
+		p("Ledger against walletd's answers: not checked (%s)\n", a.NotChecked)
 	}
-	if !res.Pass {
-		var why []string
-		if !res.Audit.OK {
-			why = append(why, "the ledger audit failed")
-		}
-		if res.UnexpectedErrors > 0 {
-			why = append(why, fmt.Sprintf("%d unexpected error(s)", res.UnexpectedErrors))
-		}
-		p("\nFAIL: %s\n", strings.Join(why, ", "))
+
+	if res.Interrupted {
+		p("\nINTERRUPTED: the results cover the run until Ctrl-C, which cannot pass\n")
+	}
+	if res.Pass {
+		p("\nPASS: ledger balanced and matches the answers walletd gave, no unexpected errors\n")
+	} else if len(res.Failures) > 0 {
+		p("\nFAIL: %s\n", strings.Join(res.Failures, "; "))
 	}
 	return bw.Flush()
 }
 
 func writeTable(w io.Writer, title string, lines []opResult) {
-	fmt.Fprintf(w, "  %-14s %9s %9s %9s %9s %9s %9s %9s\n", title, "count", "ok", "per sec", "p50 ms", "p95 ms", "p99 ms", "max ms")
+	fmt.Fprintf(w, "  %-14s %9s %9s %9s %9s %9s %9s %9s\n", title, "count", "ok", "ok/s", "p50 ms", "p95 ms", "p99 ms", "max ms")
 	var row func(indent string, l opResult)
 	row = func(indent string, l opResult) {
-		fmt.Fprintf(w, "  %-14s %9d %9d %9.1f %9.2f %9.2f %9.2f %9.2f\n", indent+l.Name, l.Count, l.OK, l.PerSecond,
+		fmt.Fprintf(w, "  %-14s %9d %9d %9.1f %9.2f %9.2f %9.2f %9.2f\n", indent+l.Name, l.Count, l.OK, l.OKPerSecond,
 			l.LatencyMs.P50, l.LatencyMs.P95, l.LatencyMs.P99, l.LatencyMs.Max)
 		for _, sub := range l.Requests {
 			row(indent+"  ", sub)
@@ -408,7 +543,7 @@ func writeTable(w io.Writer, title string, lines []opResult) {
 	var rate float64
 	for _, l := range lines {
 		row("", l)
-		total, ok, rate = total+l.Count, ok+l.OK, rate+l.PerSecond
+		total, ok, rate = total+l.Count, ok+l.OK, rate+l.OKPerSecond
 	}
 	if len(lines) > 1 {
 		fmt.Fprintf(w, "  %-14s %9d %9d %9.1f\n", "total", total, ok, rate)

@@ -126,11 +126,12 @@ func TestRecorder(t *testing.T) {
 		name      string
 		outcomes  []string
 		wantOK    int64
-		wantTimed int64 // transport failures and token failures are not timed
+		wantTimed int64 // only successes are timed
 	}{
 		{"all succeed", []string{"", "", ""}, 3, 3},
-		{"refusals are timed", []string{"", "400 INSUFFICIENT_FUNDS", "503 UNAVAILABLE"}, 1, 3},
+		{"refusals are not timed", []string{"", "400 INSUFFICIENT_FUNDS", "503 UNAVAILABLE"}, 1, 1},
 		{"transport is not timed", []string{"transport", "", "token 401 invalid_client"}, 1, 1},
+		{"all refused", []string{"400 INSUFFICIENT_FUNDS", "400 INSUFFICIENT_FUNDS"}, 0, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -140,14 +141,25 @@ func TestRecorder(t *testing.T) {
 				if i%2 == 1 {
 					r = b
 				}
-				r.add("payment", time.Millisecond, o, "example of "+o)
+				// A refusal answers at once; a success costs the service more.
+				latency := time.Millisecond
+				if o == "" {
+					latency = 40 * time.Millisecond
+				}
+				r.add("payment", latency, o, "example of "+o)
 			}
 			b.request("payment", response{canceled: true, outcome: "canceled"}) // not a result
 			all := mergeAll([]*recorder{a, b})
-			line := opLine("payment", all.get("payment"), time.Second)
+			line := opLine("payment", all.get("payment"), 2*time.Second)
 			if line.Count != int64(len(tt.outcomes)) || line.OK != tt.wantOK || all.get("payment").latency.n != tt.wantTimed {
 				t.Errorf("count %d ok %d timed %d, want %d %d %d", line.Count, line.OK, all.get("payment").latency.n,
 					len(tt.outcomes), tt.wantOK, tt.wantTimed)
+			}
+			if want := float64(tt.wantOK) / 2; line.OKPerSecond != want {
+				t.Errorf("%.2f ok/s, want %.2f: the successes over 2 s", line.OKPerSecond, want)
+			}
+			if tt.wantOK > 0 && (line.LatencyMs.P50 != 40 || line.LatencyMs.Mean != 40) {
+				t.Errorf("latency p50 %.2f ms mean %.2f ms, want the successes' 40 ms", line.LatencyMs.P50, line.LatencyMs.Mean)
 			}
 			for _, e := range line.Errors {
 				if e.Example != "example of "+e.Outcome {
@@ -159,22 +171,45 @@ func TestRecorder(t *testing.T) {
 }
 
 func TestExpectedRefusal(t *testing.T) {
+	const funds, limit = "400 INSUFFICIENT_FUNDS", "400 LIMIT_EXCEEDED"
 	tests := []struct {
-		outcome string
-		want    bool
+		operation, outcome string
+		want               bool
 	}{
-		{"400 INSUFFICIENT_FUNDS", true},
-		{"400 LIMIT_EXCEEDED", true},
-		{"400 VALIDATION_ERROR", false},
-		{"400 TOKEN_INVALID", false},
-		{"503 UNAVAILABLE", false},
-		{"500 INTERNAL_ERROR", false},
-		{"transport", false},
-		{"200 status FAILED", false},
+		// The run spends wallets down and fills their limits.
+		{"payment/pay", funds, true},
+		{"payment/pay", limit, true},
+		{"withdrawal", funds, true},
+		{"withdrawal", limit, true},
+		// A top-up needs no money, but may pass a balance or monthly limit.
+		{"topup/refill", limit, true},
+		{"topup/refill", funds, false},
+		{"topup/confirm", limit, false},
+		// The other requests of an operation, and reads, refuse nothing.
+		{"payment/init", funds, false},
+		{"info", funds, false},
+		{"report", limit, false},
+		{"limits", limit, false},
+		{"limits/set", limit, false},
+		// The setup's fresh wallets must open and take their first top-up;
+		// its "refill" is not the run's "topup/refill".
+		{"register", limit, false},
+		{"refill", limit, false},
+		{"refill", funds, false},
+		{"confirm", limit, false},
+		// Faults, wherever they happen.
+		{"withdrawal", "400 VALIDATION_ERROR", false},
+		{"payment/pay", "400 TOKEN_INVALID", false},
+		{"withdrawal", "503 UNAVAILABLE", false},
+		{"withdrawal", "500 INTERNAL_ERROR", false},
+		{"topup/refill", "transport", false},
+		{"payment/pay", "200 status FAILED", false},
+		{"payment/pay", "token 401 invalid_client", false},
+		{"payment/pay", "409 INSUFFICIENT_FUNDS", false},
 	}
 	for _, tt := range tests {
-		if got := expectedRefusal(tt.outcome); got != tt.want {
-			t.Errorf("expectedRefusal(%q) = %v", tt.outcome, got)
+		if got := expectedRefusal(tt.operation, tt.outcome); got != tt.want {
+			t.Errorf("expectedRefusal(%q, %q) = %v, want %v", tt.operation, tt.outcome, got, tt.want)
 		}
 	}
 }

@@ -15,6 +15,9 @@ import (
 	"github.com/perspektiva/walletd/money"
 )
 
+// topUpKopecks is the amount of the run's top-ups.
+const topUpKopecks = 10_00
+
 // opKind is an operation of the run.
 type opKind int
 
@@ -80,7 +83,7 @@ func parseMix(spec string) (mix, error) {
 	for item := range strings.SplitSeq(spec, ",") {
 		name, weight, ok := strings.Cut(strings.TrimSpace(item), "=")
 		if !ok {
-			return mix{}, fmt.Errorf("%q: want full, payments or name=weight,... ", spec)
+			return mix{}, fmt.Errorf("%q: want full, payments or weights such as payment=70,info=30", spec)
 		}
 		kind, ok := kindNamed(name)
 		if !ok {
@@ -143,8 +146,8 @@ func runLoad(ctx context.Context, cfg config, fl *fleet, progress io.Writer) (*r
 	start := time.Now()
 	var done atomic.Int64
 	stop := every(progress, 5*time.Second, func() string {
-		secs := time.Since(start).Seconds()
-		return fmt.Sprintf("run: %3.0fs  %d operations  %.0f/s", secs, done.Load(), float64(done.Load())/secs)
+		secs, n := time.Since(start).Seconds(), done.Load()
+		return fmt.Sprintf("run: %3.0fs  %d operations  %.0f/s", secs, n, float64(n)/secs)
 	})
 	recs := make([]*recorder, cfg.concurrency)
 	var wg sync.WaitGroup
@@ -199,11 +202,13 @@ func (w *worker) perform(ctx context.Context, kind opKind, wal benchWallet) resp
 	case opReport:
 		r = p.call(ctx, http.MethodGet, base+"/report?size=20", nil, nil)
 	case opTopUp:
-		refill, confirm := topUp(ctx, p, wal.id, 10_00)
+		refill, confirm := topUp(ctx, p, wal.id, topUpKopecks)
 		if !w.rec.request("topup/refill", refill) {
 			return refill
 		}
-		w.rec.request("topup/confirm", confirm)
+		if w.rec.request("topup/confirm", confirm) {
+			w.rec.moved("topup/confirm", topUpKopecks)
+		}
 		return confirm
 	case opWithdrawal:
 		kopecks := int64(5_00)
@@ -241,11 +246,14 @@ func (w *worker) payment(ctx context.Context, wal benchWallet) response {
 	var paid struct {
 		Status string `json:"status"`
 	}
-	body := map[string]any{"walletId": wal.id, "token": init.Token, "amount": money.Amount(100 + w.rng.Int64N(4901)), "tsp": tsp}
+	kopecks := 100 + w.rng.Int64N(4901)
+	body := map[string]any{"walletId": wal.id, "token": init.Token, "amount": money.Amount(kopecks), "tsp": tsp}
 	r = p.call(ctx, http.MethodPost, base+"/payment", body, &paid)
 	if r.ok() && paid.Status != "SUCCESS" {
 		r.fail("status " + paid.Status)
 	}
-	w.rec.request("payment/pay", r)
+	if w.rec.request("payment/pay", r) {
+		w.rec.moved("payment/pay", kopecks)
+	}
 	return r
 }
