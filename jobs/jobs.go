@@ -19,9 +19,14 @@ import (
 // Store is the durable queue.
 type Store interface {
 	NextDue(ctx context.Context) (time.Time, error)
+	// Claim leases due jobs; each claim counts in the job's Attempts.
 	Claim(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]wallet.Job, error)
-	Done(ctx context.Context, id uuid.UUID, at time.Time) error
-	Reschedule(ctx context.Context, id uuid.UUID, runAt time.Time, lastError string) error
+	// Done and Reschedule finish a claimed job. They refuse with
+	// wallet.ErrNotFound when the claim is no longer the job's latest: its
+	// lease ran out and another runner claimed the job, or it was enqueued
+	// again. That runner's outcome stands.
+	Done(ctx context.Context, claimed wallet.Job, at time.Time) error
+	Reschedule(ctx context.Context, claimed wallet.Job, runAt time.Time, lastError string) error
 }
 
 // Handler does one job for the operation ref. A non-zero retryAt asks to run
@@ -113,19 +118,34 @@ func (r *Runner) run(ctx context.Context, j wallet.Job) error {
 	h, ok := r.handlers[j.Kind]
 	if !ok {
 		r.log.Error("no handler for job", "kind", j.Kind, "job", j.ID)
-		return r.store.Reschedule(ctx, j.ID, r.now().Add(time.Hour), "no handler for kind "+j.Kind)
+		return r.finished(j, r.store.Reschedule(ctx, j, r.now().Add(time.Hour), "no handler for kind "+j.Kind))
 	}
+	// The handler stops well within the lease, so another runner rarely
+	// claims a job still running; when it does (a claim that waited for a
+	// turn, clocks apart between nodes), the store refuses this run's outcome.
 	ctx, cancel := context.WithTimeout(ctx, r.Lease*2/3)
 	defer cancel()
 	retryAt, err := h(ctx, j.Ref)
 	switch {
 	case err != nil:
 		r.log.Warn("job failed", "kind", j.Kind, "job", j.ID, "ref", j.Ref, "attempt", j.Attempts, "error", err.Error())
-		return r.store.Reschedule(ctx, j.ID, r.now().Add(backoff(j.Attempts)), err.Error())
+		err = r.store.Reschedule(ctx, j, r.now().Add(backoff(j.Attempts)), err.Error())
 	case !retryAt.IsZero():
-		return r.store.Reschedule(ctx, j.ID, retryAt, "")
+		err = r.store.Reschedule(ctx, j, retryAt, "")
+	default:
+		err = r.store.Done(ctx, j, r.now())
 	}
-	return r.store.Done(ctx, j.ID, r.now())
+	return r.finished(j, err)
+}
+
+// finished reports a job's outcome that the store refused because the job was
+// claimed again since: not a failure, as the newer claim decides it.
+func (r *Runner) finished(j wallet.Job, err error) error {
+	if errors.Is(err, wallet.ErrNotFound) {
+		r.log.Warn("job claimed again while it ran; the newer claim decides it", "kind", j.Kind, "job", j.ID, "attempt", j.Attempts)
+		return nil
+	}
+	return err
 }
 
 // backoff grows exponentially from one second to ten minutes.

@@ -5,8 +5,6 @@ import (
 	"database/sql"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/perspektiva/walletd/wallet"
 )
 
@@ -68,17 +66,21 @@ func (s JobStore) Claim(ctx context.Context, now time.Time, lease time.Duration,
 	return jobs, err
 }
 
-// Done marks a job finished.
-func (s JobStore) Done(ctx context.Context, id uuid.UUID, at time.Time) error {
-	_, err := s.db.exec(ctx, `UPDATE jobs SET done_at = $1, lease_until = NULL WHERE id = $2`, micros(at), id)
-	return err
+// Done marks a claimed job finished (jobs.Store). The claim's attempt count
+// fences it: a runner whose lease ran out cannot finish the job another
+// runner has claimed since.
+func (s JobStore) Done(ctx context.Context, claimed wallet.Job, at time.Time) error {
+	res, err := s.db.exec(ctx, `UPDATE jobs SET done_at = $1, lease_until = NULL
+		WHERE id = $2 AND attempts = $3 AND done_at IS NULL`, micros(at), claimed.ID, claimed.Attempts)
+	return mustAffect(res, err)
 }
 
-// Reschedule sets when a job runs next, recording why when it failed.
-func (s JobStore) Reschedule(ctx context.Context, id uuid.UUID, runAt time.Time, lastError string) error {
-	_, err := s.db.exec(ctx, `UPDATE jobs SET run_at = $1, last_error = $2, lease_until = NULL WHERE id = $3`,
-		micros(runAt), lastError, id)
-	return err
+// Reschedule sets when a claimed job runs next, recording why when it failed;
+// fenced as Done is.
+func (s JobStore) Reschedule(ctx context.Context, claimed wallet.Job, runAt time.Time, lastError string) error {
+	res, err := s.db.exec(ctx, `UPDATE jobs SET run_at = $1, last_error = $2, lease_until = NULL
+		WHERE id = $3 AND attempts = $4 AND done_at IS NULL`, micros(runAt), lastError, claimed.ID, claimed.Attempts)
+	return mustAffect(res, err)
 }
 
 // Backlog counts unfinished jobs that are due and tells how late the oldest is.

@@ -111,7 +111,9 @@ type Tx interface {
 	InsertEvent(ctx context.Context, e Event, delivery Job) error
 
 	// EnqueueJob schedules background work; a job of the same kind and
-	// reference that already exists is rescheduled instead.
+	// reference that already exists is scheduled again instead, as new: its
+	// attempts start over, and a runner holding an earlier claim of it cannot
+	// finish it.
 	EnqueueJob(ctx context.Context, j Job) error
 }
 

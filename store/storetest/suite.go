@@ -35,6 +35,7 @@ func Run(t *testing.T, open func(t *testing.T) *store.DB) {
 	t.Run("migrate", func(t *testing.T) { runMigrate(t, open) })
 	t.Run("service", func(t *testing.T) { runService(t, open) })
 	t.Run("idempotency", func(t *testing.T) { runIdempotency(t, open) })
+	t.Run("jobs", func(t *testing.T) { runJobs(t, open) })
 }
 
 // runIdempotency: a claim is named by its time, so the answer of a request

@@ -1,0 +1,117 @@
+package jobs
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/perspektiva/walletd/store"
+	"github.com/perspektiva/walletd/store/storetest"
+	"github.com/perspektiva/walletd/wallet"
+)
+
+var t0 = time.Date(2026, time.March, 10, 9, 0, 0, 0, time.UTC)
+
+func enqueue(t *testing.T, db *store.DB, kind string) wallet.Job {
+	t.Helper()
+	j := wallet.Job{ID: uuid.New(), Kind: kind, Ref: uuid.New(), RunAt: t0, CreatedAt: t0}
+	if err := db.Update(context.Background(), func(ctx context.Context, tx wallet.Tx) error { return tx.EnqueueJob(ctx, j) }); err != nil {
+		t.Fatal(err)
+	}
+	return j
+}
+
+func newTestRunner(db *store.DB, handlers map[string]Handler, log *bytes.Buffer) *Runner {
+	r := NewRunner(db.JobStore(), handlers, slog.New(slog.NewTextHandler(log, nil)))
+	r.now = func() time.Time { return t0 }
+	return r
+}
+
+// TestRunnerOutcomes: what a handler answers decides whether its job is done,
+// runs again later or is retried with backoff.
+func TestRunnerOutcomes(t *testing.T) {
+	t.Parallel()
+	boom := errors.New("SBP: timeout")
+	tests := []struct {
+		name      string
+		retryAt   time.Time
+		err       error
+		dueAgain  time.Time // zero: never again
+		lastError string
+	}{
+		{name: "done"},
+		{name: "in progress", retryAt: t0.Add(time.Minute), dueAgain: t0.Add(time.Minute)},
+		{name: "failed", err: boom, dueAgain: t0.Add(backoff(1))},
+	}
+	storetest.ForEach(t, func(t *testing.T, e storetest.Engine) {
+		t.Parallel()
+		for _, tt := range tests {
+			db := storetest.Open(t, e)
+			j := enqueue(t, db, "test")
+			var ran atomic.Int32
+			var log bytes.Buffer
+			r := newTestRunner(db, map[string]Handler{"test": func(_ context.Context, ref uuid.UUID) (time.Time, error) {
+				if ref != j.Ref {
+					t.Errorf("%s: handler got ref %s, want %s", tt.name, ref, j.Ref)
+				}
+				ran.Add(1)
+				return tt.retryAt, tt.err
+			}}, &log)
+			if n, err := r.RunOnce(context.Background()); n != 1 || err != nil {
+				t.Fatalf("%s: RunOnce = %d, %v; want 1 job", tt.name, n, err)
+			}
+			next, err := db.JobStore().NextDue(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !next.Equal(tt.dueAgain) {
+				t.Errorf("%s: next due %s, want %s", tt.name, next, tt.dueAgain)
+			}
+			if ran.Load() != 1 {
+				t.Errorf("%s: handler ran %d times", tt.name, ran.Load())
+			}
+		}
+	})
+}
+
+// TestRunnerLostLease: a job whose lease ran out while its handler worked,
+// and which another node claimed meanwhile, is left to that node: this
+// runner's outcome is refused, logged and not an error, and the other node
+// still holds the job and finishes it.
+func TestRunnerLostLease(t *testing.T) {
+	t.Parallel()
+	storetest.ForEach(t, func(t *testing.T, e storetest.Engine) {
+		t.Parallel()
+		db := storetest.Open(t, e)
+		enqueue(t, db, "test")
+		var other []wallet.Job
+		var log bytes.Buffer
+		r := newTestRunner(db, map[string]Handler{"test": func(ctx context.Context, _ uuid.UUID) (time.Time, error) {
+			var err error
+			other, err = db.JobStore().Claim(ctx, t0.Add(time.Hour), time.Minute, 10) // the other node, once the lease is out
+			return time.Time{}, err
+		}}, &log)
+		if n, err := r.RunOnce(context.Background()); n != 1 || err != nil {
+			t.Fatalf("RunOnce = %d, %v; want 1 job and no error", n, err)
+		}
+		if len(other) != 1 || other[0].Attempts != 2 {
+			t.Fatalf("the other node claimed %+v, want the job at attempt 2", other)
+		}
+		if !strings.Contains(log.String(), "claimed again") {
+			t.Errorf("the refused outcome is not logged:\n%s", log.String())
+		}
+		if jobs, err := db.JobStore().Claim(context.Background(), t0.Add(time.Hour+time.Second), time.Minute, 10); err != nil || len(jobs) != 0 {
+			t.Fatalf("the job left the other node's claim: %+v, %v", jobs, err)
+		}
+		if err := db.JobStore().Done(context.Background(), other[0], t0.Add(time.Hour)); err != nil {
+			t.Fatalf("the other node's Done: %v", err)
+		}
+	})
+}
