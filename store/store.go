@@ -54,9 +54,13 @@ func Open(ctx context.Context, dsn string, opts Options) (*DB, error) {
 		db  *DB
 		err error
 	)
-	if IsPostgres(dsn) {
+	switch {
+	case IsPostgres(dsn):
 		db, err = openPostgres(dsn, opts) //nolint:contextcheck // the batchers outlive any request
-	} else {
+	default:
+		if err := checkSQLitePath(dsn); err != nil {
+			return nil, err
+		}
 		db, err = openSQLite(dsn, opts) //nolint:contextcheck // the SQLite committer outlives any request
 	}
 	if err != nil {
@@ -72,6 +76,24 @@ func Open(ctx context.Context, dsn string, opts Options) (*DB, error) {
 // IsPostgres reports whether dsn names a PostgreSQL server.
 func IsPostgres(dsn string) bool {
 	return strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://")
+}
+
+// checkSQLitePath refuses, rather than creating an empty wallet database
+// named after it, a DSN meant for another database: a URL of another scheme
+// (a mistyped postgres://) or a key=value connection string. The error names
+// no more of it than its form, as it may hold a password.
+func checkSQLitePath(dsn string) error {
+	const want = "want a file path (SQLite) or a postgres:// URL"
+	if dsn == "" {
+		return errors.New("store: no database given: " + want)
+	}
+	if scheme, _, ok := strings.Cut(dsn, "://"); ok {
+		return fmt.Errorf("store: a %q URL: %s", scheme, want)
+	}
+	if key, _, ok := strings.Cut(dsn, "="); ok && !strings.ContainsAny(key, `/\.`) {
+		return fmt.Errorf("store: a connection string (%s=...): %s", key, want)
+	}
+	return nil
 }
 
 // Engine is "sqlite" or "postgres".

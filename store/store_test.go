@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -48,6 +49,46 @@ func TestIsPostgres(t *testing.T) {
 		if got := store.IsPostgres(c.dsn); got != c.want {
 			t.Errorf("IsPostgres(%q) = %v, want %v", c.dsn, got, c.want)
 		}
+	}
+}
+
+// TestOpenRefusesOtherDatabases: a DSN meant for another database is refused
+// instead of becoming an empty SQLite file named after it, and the refusal
+// does not repeat a password it may hold.
+func TestOpenRefusesOtherDatabases(t *testing.T) {
+	// Not parallel: relative paths are the point, and t.Chdir moves the process.
+	dir := t.TempDir()
+	t.Chdir(dir)
+	for _, dsn := range []string{
+		"",
+		"postgre://walletd:s3cret@db:5432/walletd", // mistyped scheme
+		"mysql://root:s3cret@localhost/wallet",
+		"host=db user=walletd password=s3cret dbname=walletd",
+		"dbname=walletd",
+	} {
+		_, err := store.Open(context.Background(), dsn, store.Options{})
+		if err == nil {
+			t.Errorf("Open(%q) opened an SQLite database", dsn)
+			continue
+		}
+		if strings.Contains(err.Error(), "s3cret") {
+			t.Errorf("Open(%q): the error repeats the password: %v", dsn, err)
+		}
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+		t.Errorf("the refused DSNs left %d file(s) behind", len(entries))
+	}
+	// Paths stay paths, whatever their names hold.
+	if err := os.Mkdir("v=2", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{"wallet.db", "./v=2/wallet.db", "wallet.v1=old.db"} {
+		db, err := store.Open(context.Background(), path, store.Options{})
+		if err != nil {
+			t.Errorf("Open(%q): %v", path, err)
+			continue
+		}
+		db.Close()
 	}
 }
 
