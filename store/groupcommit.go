@@ -17,7 +17,9 @@ import (
 type committer struct {
 	db   *sql.DB
 	reqs chan *commitReq
-	done chan struct{}
+	done chan struct{} // closed by close: the loop stops, run refuses new work
+	// stopped is closed when the loop has returned, its last batch done.
+	stopped chan struct{}
 	// between runs after each batch, while no transaction holds the writer's
 	// lock (the checkpointer's log restart); nil: nothing.
 	between func(context.Context)
@@ -33,7 +35,7 @@ type commitReq struct {
 const maxBatch = 128
 
 func newCommitter(db *sql.DB, between func(context.Context)) *committer {
-	c := &committer{db: db, reqs: make(chan *commitReq), done: make(chan struct{}), between: between}
+	c := &committer{db: db, reqs: make(chan *commitReq), done: make(chan struct{}), stopped: make(chan struct{}), between: between}
 	go c.loop()
 	return c
 }
@@ -53,9 +55,16 @@ func (c *committer) run(ctx context.Context, fn func(*sql.Tx) error) error {
 	return <-r.errc
 }
 
-func (c *committer) close() { close(c.done) }
+// close stops the loop and waits until the batch it is running, if any, has
+// committed (and between has run after it): the caller may then close the
+// statements and the pool the batch uses.
+func (c *committer) close() {
+	close(c.done)
+	<-c.stopped
+}
 
 func (c *committer) loop() {
+	defer close(c.stopped)
 	for {
 		var first *commitReq
 		select {

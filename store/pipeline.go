@@ -33,6 +33,10 @@ type pipeline struct {
 	begin    string // the BEGIN statement, until it is sent
 	sent     bool   // BEGIN has been sent: ROLLBACK or COMMIT must end the transaction
 	pending  []write
+	// failed is the error of the statement at which PostgreSQL aborted the
+	// transaction, as the caller got it: commit returns it, not COMMIT's
+	// ROLLBACK, if fn went on without it (txStmts does the same on SQLite).
+	failed error
 }
 
 var _ stmts = (*pipeline)(nil)
@@ -107,8 +111,19 @@ func (p *pipeline) roundTrip(ctx context.Context, items ...batchItem) error {
 	br := p.conn.SendBatch(ctx, b)
 	err := p.results(br, beginning, writes, items)
 	// Close repeats the error results met, if any: one is enough.
-	if cerr := br.Close(); err == nil {
+	cerr := br.Close()
+	if err == nil {
 		err = cerr
+	}
+	if cerr != nil && p.failed == nil && p.conn.PgConn().TxStatus() == 'E' {
+		// Close's error is the statement's (results' may be a scan's), and
+		// the writes' mapErr make it the domain's, as results does.
+		p.failed = cerr
+		for _, w := range writes {
+			if w.mapErr != nil {
+				p.failed = w.mapErr(p.failed)
+			}
+		}
 	}
 	return err
 }
@@ -135,11 +150,28 @@ func (p *pipeline) results(br pgx.BatchResults, beginning bool, writes []write, 
 	return nil
 }
 
+// commitTimeout bounds COMMIT's round trip, which no cancellation cuts short.
+const commitTimeout = 10 * time.Second
+
 // commit sends the waiting writes and COMMIT together.
+//
+// They travel on a context of their own: once fn has returned nil, the
+// client's going away or its deadline must not cut the round trip short. pgx
+// would drop the connection with COMMIT in flight, and the transaction's
+// outcome would be unknown (it may have committed), where SQLite's committer
+// lets queued work run to its end. A server that does not answer within
+// commitTimeout leaves it unknown all the same.
 func (p *pipeline) commit(ctx context.Context) error {
+	if p.failed != nil {
+		// PostgreSQL aborted the transaction at a statement fn went on
+		// without: COMMIT would only roll it back. Its caller rolls back.
+		return p.failed
+	}
 	if len(p.pending) == 0 && !p.sent {
 		return nil // nothing was sent: there is no transaction to end
 	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), commitTimeout)
+	defer cancel()
 	return p.roundTrip(ctx, batchItem{query: "COMMIT", result: func(br pgx.BatchResults) error {
 		tag, err := br.Exec()
 		if err == nil && tag.String() != "COMMIT" {
@@ -168,8 +200,18 @@ func (p *pipeline) rollback(ctx context.Context) {
 func (db *DB) pipelined(ctx context.Context, fn func(context.Context, *pipeline) error) error {
 	return db.withConn(ctx, func(conn *pgx.Conn) error {
 		p := &pipeline{conn: conn, begin: "BEGIN"}
+		returned := false
+		defer func() {
+			if !returned {
+				// fn panicked: the transaction ends before the panic goes on,
+				// so none of its locks outlives it (withConn's connection is
+				// then discarded).
+				p.rollback(ctx)
+			}
+		}()
 		// Before COMMIT nothing took effect: fn may run again (DB.retry).
 		err := rerunnableIfLost(fn(ctx, p))
+		returned = true
 		if err == nil {
 			err = p.commit(ctx) // a lost COMMIT may have taken effect: not run again
 		}
@@ -185,6 +227,8 @@ func (db *DB) pipelined(ctx context.Context, fn func(context.Context, *pipeline)
 }
 
 // withConn lends fn a pooled PostgreSQL connection, in its turn at the gate.
+// If fn panics, the panic goes on, and the connection is closed rather than
+// given back to the pool (sql.Conn.Raw discards it).
 func (db *DB) withConn(ctx context.Context, fn func(*pgx.Conn) error) error {
 	if err := db.gate.enter(ctx); err != nil {
 		return err

@@ -10,6 +10,10 @@ import (
 // is no round trip to save), and pipeline holds back writes that nothing reads
 // before the commit and sends them with the next read or with COMMIT
 // (PostgreSQL, where round trips were most of a payment's cost).
+//
+// In an Update, a write that fails fails the transaction as a whole, even if
+// its caller goes on: Update returns the write's error and nothing commits
+// (txStmts, pipeline.failed), as wallet.Tx promises.
 type stmts interface {
 	reader
 	// exec runs a write now and returns how many rows it changed.
@@ -118,6 +122,37 @@ func (s sqlStmts) execLater(ctx context.Context, w write) error {
 		return w.mapErr(err)
 	}
 	return err
+}
+
+// txStmts runs the statements of an Update on SQLite, and remembers the first
+// write that failed. SQLite undoes only the statement it refuses (a CHECK, a
+// unique key), not the transaction, so a function that swallowed the error and
+// returned nil would commit the writes before it; PostgreSQL aborts the whole
+// transaction instead. wallet.Tx promises the latter: Update returns failed
+// (walletTx in store.go), and nothing of the transaction commits.
+type txStmts struct {
+	sqlStmts
+	failed error
+}
+
+var _ stmts = (*txStmts)(nil)
+
+func (s *txStmts) exec(ctx context.Context, query string, args ...any) (int64, error) {
+	n, err := s.sqlStmts.exec(ctx, query, args...)
+	s.fail(err)
+	return n, err
+}
+
+func (s *txStmts) execLater(ctx context.Context, w write) error {
+	err := s.sqlStmts.execLater(ctx, w)
+	s.fail(err) // as mapErr made it: the domain's error, as Update should return it
+	return err
+}
+
+func (s *txStmts) fail(err error) {
+	if s.failed == nil {
+		s.failed = err
+	}
 }
 
 // query runs reads one after another. When the first cannot start, nothing

@@ -22,7 +22,11 @@ import (
 
 // DB is an open walletd database.
 type DB struct {
-	write *sql.DB // SQLite: a single connection, the only writer
+	// SQLite: the writer's pool, of two connections (sqlite.go). The
+	// committer runs the write transactions, one at a time, on one of them;
+	// the other lets statements be prepared meanwhile, and serves the
+	// checkpointer's passive checkpoints. PostgreSQL: the pool.
+	write *sql.DB
 	read  *sql.DB // SQLite: a pool of read-only connections; PostgreSQL: same as write
 	eng   engine
 	// Prepared statements of the writer and the readers (SQLite only; nil on
@@ -43,7 +47,10 @@ type DB struct {
 
 // Options tune Open.
 type Options struct {
-	// MaxConns caps PostgreSQL connections (SQLite readers); 0 picks a default.
+	// MaxConns is how many PostgreSQL connections the store's reads and
+	// transactions hold at once (the gate's width); the pool opens two more,
+	// one for each batcher (postgres.go). On SQLite it caps the read-only
+	// connections. 0 picks a default.
 	MaxConns int
 }
 
@@ -170,8 +177,11 @@ func (db *DB) tryTx(ctx context.Context, pool *sql.DB, opts *sql.TxOptions, fn f
 	if err != nil {
 		return rerunnableIfLost(err)
 	}
+	// Rolls back when fn fails, and when it panics, before the panic goes on:
+	// neither the transaction, nor its locks, nor its connection outlive it.
+	// After Commit it does nothing.
+	defer func() { _ = tx.Rollback() }()
 	if err := fn(ctx, tx); err != nil {
-		_ = tx.Rollback()
 		return rerunnableIfLost(err) // fn may run again (inTx's contract)
 	}
 	return tx.Commit() // a lost COMMIT may have taken effect: not run again
@@ -210,7 +220,14 @@ func (db *DB) walletTx(ctx context.Context, readOnly bool, fn func(context.Conte
 		})
 	}
 	return db.inTx(ctx, db.write, nil, func(ctx context.Context, tx *sql.Tx) error {
-		return fn(ctx, &walletTx{q: sqlStmts{db.querier(tx, db.writeStmts)}, eng: &db.eng})
+		q := &txStmts{sqlStmts: sqlStmts{db.querier(tx, db.writeStmts)}}
+		if err := fn(ctx, &walletTx{q: q, eng: &db.eng}); err != nil {
+			return err
+		}
+		// A write SQLite refused fails the transaction as a whole, even if fn
+		// went on without it (txStmts): the committer then rolls back to the
+		// request's savepoint, and the pipeline does the same on PostgreSQL.
+		return q.failed
 	})
 }
 

@@ -75,7 +75,10 @@ func (t *walletTx) Wallet(ctx context.Context, partnerID, walletID uuid.UUID, lo
 		if err == nil && (!ok || w.PartnerID != partnerID) {
 			err = wallet.ErrNotFound
 		}
-		return w, err
+		if err != nil {
+			return wallet.Wallet{}, err // never another partner's wallet
+		}
+		return w, nil
 	}
 	return scanWallet(row(ctx, t.q, t.walletQuery(lock), walletID, partnerID))
 }

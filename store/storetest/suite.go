@@ -349,11 +349,16 @@ func wantWallet(t *testing.T, db *store.DB, partnerID uuid.UUID, want wallet.Wal
 	return got
 }
 
-// wantNoWallet checks that partnerID finds no wallet walletID.
+// wantNoWallet checks that partnerID finds no wallet walletID, and is handed
+// none with the error (not even one it found under walletID that is another
+// partner's).
 func wantNoWallet(t *testing.T, db *store.DB, partnerID, walletID uuid.UUID, what string) {
 	t.Helper()
-	_, err := readWallet(db, partnerID, walletID)
+	got, err := readWallet(db, partnerID, walletID)
 	mustIs(t, err, wallet.ErrNotFound, what)
+	if got.ID != uuid.Nil || got.PartnerID != uuid.Nil {
+		t.Errorf("%s returned wallet %s of partner %s with ErrNotFound, want the zero wallet", what, got.ID, got.PartnerID)
+	}
 }
 
 // wantActiveWallet checks that want is partnerID's active wallet for want.Phone.
@@ -458,6 +463,21 @@ func payment(op wallet.Operation, amount money.Amount) wallet.LedgerTx {
 		{Account: op.WalletID, Kind: wallet.WalletAccount, Amount: -amount},
 		{Account: wallet.SBPOutbound, Kind: wallet.OpenAccount, Amount: amount},
 	}}
+}
+
+// sameOperation compares every field of an operation, times to the microsecond.
+func sameOperation(t *testing.T, got, want wallet.Operation) {
+	t.Helper()
+	times := func(o wallet.Operation) wallet.Operation {
+		o.CreatedAt, o.ExpiresAt, o.FinishedAt = time.Time{}, time.Time{}, time.Time{}
+		return o
+	}
+	if times(got) != times(want) {
+		t.Errorf("operation = %+v\nwant        %+v", got, want)
+	}
+	sameTime(t, "CreatedAt", got.CreatedAt, want.CreatedAt)
+	sameTime(t, "ExpiresAt", got.ExpiresAt, want.ExpiresAt)
+	sameTime(t, "FinishedAt", got.FinishedAt, want.FinishedAt)
 }
 
 func insertOperation(db *store.DB, op wallet.Operation) error {
@@ -865,6 +885,9 @@ func runWallets(t *testing.T, open func(t *testing.T) *store.DB) {
 		for i, w := range wallets {
 			if asker(i) != b.partner.ID {
 				mustIs(t, errs[i], wallet.ErrNotFound, fmt.Sprintf("Wallet(%d, other partner)", i))
+				if got[i].ID != uuid.Nil {
+					t.Errorf("Wallet(%d, other partner) returned wallet %s with ErrNotFound, want the zero wallet", i, got[i].ID)
+				}
 				continue
 			}
 			mustNil(t, errs[i], fmt.Sprintf("Wallet(%d)", i))
@@ -949,6 +972,45 @@ func runWallets(t *testing.T, open func(t *testing.T) *store.DB) {
 		})
 		if pending {
 			t.Error("HasPendingOperations = true for a new wallet")
+		}
+	})
+
+	// A PENDING operation makes its wallet pending, and only its own; once
+	// it is finished the wallet is not pending any more.
+	t.Run("PendingOperations", func(t *testing.T) {
+		t.Parallel()
+		b, w := setupWithWallet(t, open)
+		sibling := b.storeWallet(t, b.partner.ID, phoneB)
+		hasPending := func(walletID uuid.UUID) bool {
+			t.Helper()
+			return mustView(t, b.db, "HasPendingOperations", func(ctx context.Context, tx wallet.Tx) (bool, error) {
+				return tx.HasPendingOperations(ctx, walletID)
+			})
+		}
+		done := newPayment(w, uuid.New()) // a SUCCESS operation: not pending
+		mustNil(t, insertOperation(b.db, done), "insert a finished operation")
+		if hasPending(w.ID) {
+			t.Fatal("HasPendingOperations = true with only a SUCCESS operation")
+		}
+		op := newPayment(w, uuid.New())
+		op.Status, op.FinishedAt = wallet.Pending, time.Time{}
+		mustNil(t, insertOperation(b.db, op), "insert a PENDING operation")
+		if !hasPending(w.ID) {
+			t.Fatal("HasPendingOperations = false with a PENDING operation")
+		}
+		if hasPending(sibling.ID) {
+			t.Fatal("HasPendingOperations = true for another wallet of the partner")
+		}
+		mustUpdate(t, b.db, "finish the operation", func(ctx context.Context, tx wallet.Tx) error {
+			_, held, err := tx.LockOperation(ctx, w.PartnerID, w.ID, op.ID)
+			if err != nil {
+				return err
+			}
+			held.Status, held.FinishedAt = wallet.Failed, when.Add(time.Minute)
+			return tx.UpdateOperation(ctx, held)
+		})
+		if hasPending(w.ID) {
+			t.Fatal("HasPendingOperations = true after the operation finished")
 		}
 	})
 
@@ -1490,6 +1552,194 @@ func runTransactions(t *testing.T, open func(t *testing.T) *store.DB) {
 		}
 		if !stored {
 			mustInsertWallet(t, db, w)
+		}
+	})
+
+	// A write the database refuses fails the transaction as a whole even when
+	// fn swallows its error and returns nil: nothing of the transaction
+	// commits, not the writes before the refused one either (wallet.Tx), and
+	// Update reports the refusal. SQLite undoes only the refused statement,
+	// PostgreSQL the whole transaction; the store must hide the difference.
+	// "then reads" swallows the error of a read after the refused write too,
+	// where a store that defers writes reports their failure.
+	swallowed := map[string]struct {
+		want error // nil: any error
+		fn   func(ctx context.Context, tx wallet.Tx, w wallet.Wallet, held wallet.Operation)
+	}{
+		"overdraft": {wallet.ErrInsufficientFunds, func(ctx context.Context, tx wallet.Tx, _ wallet.Wallet, held wallet.Operation) {
+			_ = tx.Post(ctx, payment(held, 1)) // the wallet holds 0.00
+		}},
+		"writes, then overdraft": {wallet.ErrInsufficientFunds, func(ctx context.Context, tx wallet.Tx, w wallet.Wallet, _ wallet.Operation) {
+			_ = tx.SaveOverrides(ctx, w.ID, wallet.Overrides{Balance: wallet.Some(7)})
+			next := newPayment(w, uuid.New())
+			_ = tx.InsertOperation(ctx, next)
+			_ = tx.AddMonthUsage(ctx, w.ID, next.Month, wallet.Payment, 1)
+			_ = tx.Post(ctx, payment(next, 1))
+		}},
+		"writes, then duplicate operation": {wallet.ErrDuplicate, func(ctx context.Context, tx wallet.Tx, w wallet.Wallet, held wallet.Operation) {
+			_ = tx.SaveOverrides(ctx, w.ID, wallet.Overrides{Balance: wallet.Some(7)})
+			_ = tx.AddMonthUsage(ctx, w.ID, held.Month, wallet.Payment, 1)
+			_ = tx.InsertOperation(ctx, newPayment(w, held.Token)) // the token is taken
+		}},
+		"writes, then duplicate wallet": {nil, func(ctx context.Context, tx wallet.Tx, w wallet.Wallet, _ wallet.Operation) {
+			_ = tx.SaveOverrides(ctx, w.ID, wallet.Overrides{Balance: wallet.Some(7)})
+			dup := wallet.Wallet{ID: uuid.New(), PartnerID: w.PartnerID, Phone: phoneB, Number: w.Number,
+				Identification: wallet.Elementary, Status: wallet.Active, CreatedAt: when}
+			_ = tx.InsertWallet(ctx, dup) // the number is taken
+		}},
+	}
+	for name, c := range swallowed {
+		for _, thenReads := range []bool{false, true} {
+			sub := name
+			if thenReads {
+				sub += ", then reads"
+			}
+			t.Run("SwallowedRefusalRollsBackAll/"+sub, func(t *testing.T) {
+				t.Parallel()
+				b, w := setupWithWallet(t, open)
+				db := b.db
+				held := newPayment(w, uuid.New())
+				mustNil(t, insertOperation(db, held), "insert")
+				before, err := db.Audit(ctx)
+				mustNil(t, err, "Audit before")
+				err = db.Update(ctx, func(ctx context.Context, tx wallet.Tx) error {
+					c.fn(ctx, tx, w, held)
+					if thenReads {
+						_, _ = tx.Wallet(ctx, w.PartnerID, w.ID, true)
+					}
+					return nil
+				})
+				if err == nil {
+					t.Fatal("Update whose function swallowed a refused write committed")
+				}
+				if c.want != nil {
+					mustIs(t, err, c.want, "Update whose function swallowed a refused write")
+				}
+				wantWallet(t, db, w.PartnerID, w, "Wallet after the swallowed refusal")
+				wantOverrides(t, db, w.ID, wallet.Overrides{})
+				if usage := readUsage(t, db, w.ID, held.Month); len(usage) != 0 {
+					t.Errorf("month usage after the swallowed refusal = %v, want none", usage)
+				}
+				_, err = byPhone(db, w.PartnerID, phoneB)
+				mustIs(t, err, wallet.ErrNotFound, "wallet of the swallowed transaction")
+				after, err := db.Audit(ctx)
+				mustNil(t, err, "Audit after")
+				if after.Summary() != before.Summary() {
+					t.Errorf("after the swallowed refusal: %s\nwant as before: %s", after.Summary(), before.Summary())
+				}
+				// The database serves the next transaction.
+				saveOverrides(t, db, w.ID, wallet.Overrides{Balance: wallet.Some(1)})
+				wantOverrides(t, db, w.ID, wallet.Overrides{Balance: wallet.Some(1)})
+			})
+		}
+	}
+
+	// A panic in fn leaves no transaction open and no lock held: the next
+	// transaction that locks the same wallet goes through at once. The panic
+	// is not swallowed: Update panics (PostgreSQL) or fails (SQLite, whose
+	// committer turns a panic into an error so as not to stop every writer).
+	t.Run("PanicReleasesLocks", func(t *testing.T) {
+		t.Parallel()
+		b, w := setupWithWallet(t, open)
+		db := b.db
+		for attempt := range 3 { // more than once: no connection is left spoilt either
+			panicked, err := func() (v any, err error) {
+				defer func() { v = recover() }()
+				return nil, db.Update(ctx, func(ctx context.Context, tx wallet.Tx) error {
+					if _, err := tx.Wallet(ctx, w.PartnerID, w.ID, true); err != nil {
+						return err
+					}
+					if err := tx.SaveOverrides(ctx, w.ID, wallet.Overrides{Balance: wallet.Some(5)}); err != nil {
+						return err
+					}
+					panic("boom")
+				})
+			}()
+			if err == nil && panicked == nil {
+				t.Fatalf("attempt %d: Update whose function panicked returned nil", attempt)
+			}
+			lctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			err = db.Update(lctx, func(ctx context.Context, tx wallet.Tx) error {
+				_, err := tx.Wallet(ctx, w.PartnerID, w.ID, true)
+				return err
+			})
+			cancel()
+			mustNil(t, err, fmt.Sprintf("attempt %d: Update locking the wallet after a panic", attempt))
+			wantOverrides(t, db, w.ID, wallet.Overrides{})
+		}
+	})
+
+	// Once fn has returned nil, the client's context ending does not stop the
+	// commit: a COMMIT cut short leaves its outcome unknown. SQLite lets
+	// queued work run to its end; PostgreSQL must commit as well.
+	t.Run("CancelAfterLastStatementCommits", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, open)
+		db, p := b.db, b.partner
+		w := newWallet(t, p.ID, phoneA)
+		op := newPayment(w, uuid.New())
+		limits := wallet.Overrides{Balance: wallet.Some(100)}
+		cctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		err := db.Update(cctx, func(ctx context.Context, tx wallet.Tx) error {
+			if err := tx.InsertWallet(ctx, w); err != nil {
+				return err
+			}
+			if err := tx.SaveOverrides(ctx, w.ID, limits); err != nil {
+				return err
+			}
+			if err := tx.InsertOperation(ctx, op); err != nil { // a write a store may defer
+				return err
+			}
+			cancel()
+			return nil
+		})
+		mustNil(t, err, "Update whose context ended after its last statement")
+		wantWallet(t, db, p.ID, w, "Wallet")
+		wantOverrides(t, db, w.ID, limits)
+		got := mustView(t, db, "OperationByID", func(ctx context.Context, tx wallet.Tx) (wallet.Operation, error) {
+			return tx.OperationByID(ctx, op.ID)
+		})
+		sameOperation(t, got, op)
+	})
+
+	// Every field of an operation comes back as written, the optional ones
+	// set and empty.
+	t.Run("OperationRoundTrip", func(t *testing.T) {
+		t.Parallel()
+		b, w := setupWithWallet(t, open)
+		db := b.db
+		tsp := wallet.TSP{ID: uuid.New(), PartnerID: b.partner.ID, Name: "Кофейня", CreatedAt: when}
+		parent := newPayment(w, uuid.New())
+		parent.Amount, parent.TSPID = 500, tsp.ID
+		mustUpdate(t, db, "setup", func(ctx context.Context, tx wallet.Tx) error {
+			if err := tx.InsertTSP(ctx, tsp); err != nil {
+				return err
+			}
+			return tx.InsertOperation(ctx, parent)
+		})
+		full := wallet.Operation{
+			ID: uuid.New(), WalletID: w.ID, PartnerID: w.PartnerID, Type: wallet.Refund, Status: wallet.Pending,
+			Amount: 300, Refunded: 120, TSPID: tsp.ID, BankID: "bank-100000000111", Token: parent.Token,
+			ParentID: parent.ID, QRCID: "AS1000" + randomDigits(t, 26), Payload: "https://qr.nspk.ru/AS1000?type=02&sum=300",
+			IdemKey: "idem-" + randomDigits(t, 8), Description: "Возврат: Кофейня", Month: 202612,
+			CreatedAt: when.Add(time.Second), ExpiresAt: when.Add(72*time.Hour + 1500*time.Nanosecond),
+			FinishedAt: when.Add(2*time.Hour + 999*time.Nanosecond),
+		}
+		bare := wallet.Operation{
+			ID: uuid.New(), WalletID: w.ID, PartnerID: w.PartnerID, Type: wallet.Credit, Status: wallet.Success,
+			Amount: 1, Description: "Пополнение", Month: 202601, CreatedAt: when,
+		}
+		for name, op := range map[string]wallet.Operation{"every field set": full, "optional fields empty": bare} {
+			mustNil(t, insertOperation(db, op), "InsertOperation("+name+")")
+			got := mustView(t, db, "Operation("+name+")", func(ctx context.Context, tx wallet.Tx) (wallet.Operation, error) {
+				return tx.Operation(ctx, op.PartnerID, op.WalletID, op.ID)
+			})
+			sameOperation(t, got, op)
+			got = mustView(t, db, "OperationByID("+name+")", func(ctx context.Context, tx wallet.Tx) (wallet.Operation, error) {
+				return tx.OperationByID(ctx, op.ID)
+			})
+			sameOperation(t, got, op)
 		}
 	})
 
