@@ -11,7 +11,9 @@ import (
 // Code is a stable, machine-readable error code of the partner protocol.
 type Code string
 
-// Error codes of PROTOCOL.md section 2 that the domain produces.
+// Error codes of PROTOCOL.md section 2, listed once for every edge: those the
+// domain produces, then those only an edge gives (authentication, unknown
+// paths, request size and rate), which mean the same over any transport.
 const (
 	CodeValidation        Code = "VALIDATION_ERROR"
 	CodeWalletClosed      Code = "WALLET_CLOSED"
@@ -24,15 +26,16 @@ const (
 	CodeBankNotFound      Code = "BANK_NOT_FOUND"
 	CodeWalletNotFound    Code = "WALLET_NOT_FOUND"
 	CodeOperationNotFound Code = "OPERATION_NOT_FOUND"
-	CodeForbidden         Code = "FORBIDDEN"
 	CodeIdempotencyReused Code = "IDEMPOTENCY_KEY_REUSED"
 	CodeUnavailable       Code = "UNAVAILABLE"
 	CodeInternal          Code = "INTERNAL_ERROR"
-	CodeUnauthorized      Code = "UNAUTHORIZED"
-	CodeNotFound          Code = "NOT_FOUND"
-	CodeMethodNotAllowed  Code = "METHOD_NOT_ALLOWED"
-	CodePayloadTooLarge   Code = "PAYLOAD_TOO_LARGE"
-	CodeRateLimited       Code = "RATE_LIMITED"
+
+	CodeUnauthorized     Code = "UNAUTHORIZED"
+	CodeForbidden        Code = "FORBIDDEN"
+	CodeNotFound         Code = "NOT_FOUND"
+	CodeMethodNotAllowed Code = "METHOD_NOT_ALLOWED"
+	CodePayloadTooLarge  Code = "PAYLOAD_TOO_LARGE"
+	CodeRateLimited      Code = "RATE_LIMITED"
 )
 
 // Error is a refusal a partner can act on: a stable code, a Russian message, the

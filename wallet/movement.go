@@ -110,13 +110,25 @@ func (s *Service) update(ctx context.Context, fn func(ctx context.Context, tx Tx
 	return err
 }
 
+// checkAmount refuses an amount of money to move that the protocol does not
+// allow, in the words the HTTP edge uses for the same.
+func checkAmount(a money.Amount) error {
+	switch {
+	case a <= 0:
+		return Invalid("amount", "должно быть больше нуля")
+	case a > money.Max:
+		return Invalid("amount", "не более 1 000 000 000.00") // money.Max
+	}
+	return nil
+}
+
 // Refill starts a top-up through SBP: a PENDING CREDIT with a link the client
 // confirms in a bank app. Errors: VALIDATION_ERROR, WALLET_NOT_FOUND,
 // WALLET_CLOSED, OPERATION_DISABLED, LIMIT_EXCEEDED, IDEMPOTENCY_KEY_REUSED,
 // UNAVAILABLE (SBP did not issue the link).
 func (s *Service) Refill(ctx context.Context, partnerID, walletID uuid.UUID, amount money.Amount, idemKey string) (Operation, error) {
-	if amount <= 0 || amount > money.Max {
-		return Operation{}, Invalid("amount", "должно быть больше нуля")
+	if err := checkAmount(amount); err != nil {
+		return Operation{}, err
 	}
 	id, err := s.newID()
 	if err != nil {
@@ -358,8 +370,8 @@ func tokenInvalid(reason string) error { return FailField(CodeTokenInvalid, "tok
 // usable. Errors: WALLET_NOT_FOUND, WALLET_CLOSED, TOKEN_INVALID, TSP_NOT_FOUND,
 // OPERATION_DISABLED, LIMIT_EXCEEDED, INSUFFICIENT_FUNDS.
 func (s *Service) Pay(ctx context.Context, partnerID uuid.UUID, req PaymentRequest) (Operation, error) {
-	if req.Amount <= 0 || req.Amount > money.Max {
-		return Operation{}, Invalid("amount", "должно быть больше нуля")
+	if err := checkAmount(req.Amount); err != nil {
+		return Operation{}, err
 	}
 	id, err := s.newID()
 	if err != nil {
@@ -432,8 +444,10 @@ func (s *Service) pay(ctx context.Context, partnerID, id uuid.UUID, req PaymentR
 // bound only by the balance limit. Errors: WALLET_NOT_FOUND, WALLET_CLOSED,
 // TOKEN_INVALID, VALIDATION_ERROR, LIMIT_EXCEEDED, IDEMPOTENCY_KEY_REUSED.
 func (s *Service) Refund(ctx context.Context, partnerID, walletID, token uuid.UUID, requested money.Amount, idemKey string) (Operation, error) {
-	if requested < 0 || requested > money.Max {
-		return Operation{}, Invalid("amount", "должно быть больше нуля")
+	if requested != 0 { // zero: all that is not refunded yet
+		if err := checkAmount(requested); err != nil {
+			return Operation{}, err
+		}
 	}
 	id, err := s.newID()
 	if err != nil {
@@ -494,8 +508,8 @@ func (s *Service) Refund(ctx context.Context, partnerID, walletID, token uuid.UU
 // background. Errors: WALLET_NOT_FOUND, WALLET_CLOSED, BANK_NOT_FOUND,
 // OPERATION_DISABLED, LIMIT_EXCEEDED, INSUFFICIENT_FUNDS, IDEMPOTENCY_KEY_REUSED.
 func (s *Service) Withdraw(ctx context.Context, partnerID, walletID uuid.UUID, bankID string, amount money.Amount, idemKey string) (Operation, error) {
-	if amount <= 0 || amount > money.Max {
-		return Operation{}, Invalid("amount", "должно быть больше нуля")
+	if err := checkAmount(amount); err != nil {
+		return Operation{}, err
 	}
 	id, err := s.newID()
 	if err != nil {
