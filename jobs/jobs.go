@@ -19,7 +19,8 @@ import (
 // Store is the durable queue.
 type Store interface {
 	NextDue(ctx context.Context) (time.Time, error)
-	// Claim leases due jobs; each claim counts in the job's Attempts.
+	// Claim leases due jobs; each claim counts in the job's Attempts and
+	// names itself in its Claim.
 	Claim(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]wallet.Job, error)
 	// Done and Reschedule finish a claimed job. They refuse with
 	// wallet.ErrNotFound when the claim is no longer the job's latest: its
@@ -123,9 +124,11 @@ func (r *Runner) run(ctx context.Context, j wallet.Job) error {
 	// The handler stops well within the lease, so another runner rarely
 	// claims a job still running; when it does (a claim that waited for a
 	// turn, clocks apart between nodes), the store refuses this run's outcome.
-	ctx, cancel := context.WithTimeout(ctx, r.Lease*2/3)
+	// The store is told the outcome on ctx: a handler that ran out of time
+	// still gets its backoff recorded.
+	hctx, cancel := context.WithTimeout(ctx, r.Lease*2/3)
 	defer cancel()
-	retryAt, err := h(ctx, j.Ref)
+	retryAt, err := h(hctx, j.Ref)
 	switch {
 	case err != nil:
 		r.log.Warn("job failed", "kind", j.Kind, "job", j.ID, "ref", j.Ref, "attempt", j.Attempts, "error", err.Error())
@@ -142,7 +145,7 @@ func (r *Runner) run(ctx context.Context, j wallet.Job) error {
 // claimed again since: not a failure, as the newer claim decides it.
 func (r *Runner) finished(j wallet.Job, err error) error {
 	if errors.Is(err, wallet.ErrNotFound) {
-		r.log.Warn("job claimed again while it ran; the newer claim decides it", "kind", j.Kind, "job", j.ID, "attempt", j.Attempts)
+		r.log.Warn("job claimed again while it ran; the newer claim decides it", "kind", j.Kind, "job", j.ID, "claim", j.Claim)
 		return nil
 	}
 	return err

@@ -115,3 +115,31 @@ func TestRunnerLostLease(t *testing.T) {
 		}
 	})
 }
+
+// TestRunnerHandlerOutOfTime: a handler that runs out of its time (SBP not
+// answering) has its job rescheduled with backoff and the reason recorded,
+// like any failure, rather than left to come due when its lease ends.
+func TestRunnerHandlerOutOfTime(t *testing.T) {
+	t.Parallel()
+	storetest.ForEach(t, func(t *testing.T, e storetest.Engine) {
+		t.Parallel()
+		db := storetest.Open(t, e)
+		enqueue(t, db, "test")
+		var log bytes.Buffer
+		r := newTestRunner(db, map[string]Handler{"test": func(ctx context.Context, _ uuid.UUID) (time.Time, error) {
+			<-ctx.Done()
+			return time.Time{}, ctx.Err()
+		}}, &log)
+		r.Lease = 150 * time.Millisecond
+		if n, err := r.RunOnce(context.Background()); n != 1 || err != nil {
+			t.Fatalf("RunOnce = %d, %v; want 1 job and its failure recorded", n, err)
+		}
+		next, err := db.JobStore().NextDue(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := t0.Add(backoff(1)); !next.Equal(want) {
+			t.Errorf("next due %s, want %s (the backoff after one failed attempt)", next.Sub(t0), want.Sub(t0))
+		}
+	})
+}

@@ -40,11 +40,11 @@ func (s JobStore) Claim(ctx context.Context, now time.Time, lease time.Duration,
 	var jobs []wallet.Job
 	err := s.db.inTx(ctx, s.db.write, nil, func(ctx context.Context, tx *sql.Tx) error {
 		jobs = jobs[:0]
-		rows, err := tx.QueryContext(ctx, `UPDATE jobs SET lease_until = $1, attempts = attempts + 1
+		rows, err := tx.QueryContext(ctx, `UPDATE jobs SET lease_until = $1, attempts = attempts + 1, claims = claims + 1
 			WHERE id IN (SELECT id FROM jobs WHERE done_at IS NULL AND run_at <= $2
 			             AND (lease_until IS NULL OR lease_until <= $2)
 			             ORDER BY run_at LIMIT $3`+s.db.eng.skipLocked+`)
-			RETURNING id, kind, ref_id, created_at, attempts`,
+			RETURNING id, kind, ref_id, created_at, attempts, claims`,
 			micros(now.Add(lease)), micros(now), limit)
 		if err != nil {
 			return err
@@ -55,7 +55,7 @@ func (s JobStore) Claim(ctx context.Context, now time.Time, lease time.Duration,
 				j       wallet.Job
 				created int64
 			)
-			if err := rows.Scan(&j.ID, &j.Kind, &j.Ref, &created, &j.Attempts); err != nil {
+			if err := rows.Scan(&j.ID, &j.Kind, &j.Ref, &created, &j.Attempts, &j.Claim); err != nil {
 				return err
 			}
 			j.CreatedAt = fromMicros(created)
@@ -66,12 +66,12 @@ func (s JobStore) Claim(ctx context.Context, now time.Time, lease time.Duration,
 	return jobs, err
 }
 
-// Done marks a claimed job finished (jobs.Store). The claim's attempt count
-// fences it: a runner whose lease ran out cannot finish the job another
-// runner has claimed since.
+// Done marks a claimed job finished (jobs.Store). The claim fences it: a
+// runner whose lease ran out cannot finish the job another runner has claimed
+// since, nor a job enqueued again since.
 func (s JobStore) Done(ctx context.Context, claimed wallet.Job, at time.Time) error {
 	res, err := s.db.exec(ctx, `UPDATE jobs SET done_at = $1, lease_until = NULL
-		WHERE id = $2 AND attempts = $3 AND done_at IS NULL`, micros(at), claimed.ID, claimed.Attempts)
+		WHERE id = $2 AND claims = $3 AND done_at IS NULL`, micros(at), claimed.ID, claimed.Claim)
 	return mustAffect(res, err)
 }
 
@@ -79,7 +79,7 @@ func (s JobStore) Done(ctx context.Context, claimed wallet.Job, at time.Time) er
 // fenced as Done is.
 func (s JobStore) Reschedule(ctx context.Context, claimed wallet.Job, runAt time.Time, lastError string) error {
 	res, err := s.db.exec(ctx, `UPDATE jobs SET run_at = $1, last_error = $2, lease_until = NULL
-		WHERE id = $3 AND attempts = $4 AND done_at IS NULL`, micros(runAt), lastError, claimed.ID, claimed.Attempts)
+		WHERE id = $3 AND claims = $4 AND done_at IS NULL`, micros(runAt), lastError, claimed.ID, claimed.Claim)
 	return mustAffect(res, err)
 }
 

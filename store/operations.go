@@ -263,7 +263,8 @@ type (
 func (t *walletTx) EnqueueJob(ctx context.Context, j wallet.Job) error {
 	return t.q.execLater(ctx, write{row: rowKey{"jobs", jobKey{j.Kind, j.Ref}},
 		query: `INSERT INTO jobs (id, kind, ref_id, run_at, created_at) VALUES ($1, $2, $3, $4, $5)
-		ON CONFLICT (kind, ref_id) DO UPDATE SET run_at = excluded.run_at, done_at = NULL, lease_until = NULL, attempts = 0`,
+		ON CONFLICT (kind, ref_id) DO UPDATE SET run_at = excluded.run_at, done_at = NULL, lease_until = NULL,
+			attempts = 0, claims = jobs.claims + 1`,
 		args: []any{j.ID, j.Kind, j.Ref, micros(j.RunAt), micros(j.CreatedAt)}})
 }
 

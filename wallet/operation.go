@@ -104,7 +104,8 @@ type Job struct {
 	Ref       uuid.UUID // the operation
 	RunAt     time.Time
 	CreatedAt time.Time
-	Attempts  int
+	Attempts  int   // runs so far since it was enqueued: the backoff's step
+	Claim     int64 // which claim of the job this is; only the latest may finish it
 }
 
 // Job kinds.

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -143,21 +144,33 @@ func runJobs(t *testing.T, open func(t *testing.T) *store.DB) {
 	})
 
 	// Enqueued again while a runner holds it (a webhook replayed during its
-	// delivery), the job runs anew: the earlier claim cannot finish it.
-	t.Run("EnqueuedAgainRunsAnew", func(t *testing.T) {
-		t.Parallel()
-		ctx := context.Background()
-		db := open(t)
-		j := enqueue(t, db, newJob())
-		held := claimOne(t, db, t0, 1)
-		again := j
-		again.ID = uuid.New() // a new job of the same kind and reference
-		enqueue(t, db, again)
-		mustIs(t, db.JobStore().Done(ctx, held, t0), wallet.ErrNotFound, "Done by the claim before")
-		anew := claimOne(t, db, t0, 1)
-		if anew.ID != j.ID {
-			t.Errorf("claimed job %s, want the one job of its kind and reference, %s", anew.ID, j.ID)
-		}
-		mustNil(t, db.JobStore().Done(ctx, anew, t0), "Done")
-	})
+	// delivery), the job runs anew, its attempts from the start: the earlier
+	// claim cannot finish it, before the new run's claim or after.
+	for _, staleAfterNewClaim := range []bool{false, true} {
+		t.Run(fmt.Sprintf("EnqueuedAgainRunsAnew/staleFinishAfterNewClaim=%v", staleAfterNewClaim), func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			db := open(t)
+			j := enqueue(t, db, newJob())
+			held := claimOne(t, db, t0, 1)
+			again := j
+			again.ID = uuid.New() // a new job of the same kind and reference
+			enqueue(t, db, again)
+			var anew wallet.Job
+			if staleAfterNewClaim {
+				anew = claimOne(t, db, t0, 1)
+			}
+			mustIs(t, db.JobStore().Done(ctx, held, t0), wallet.ErrNotFound, "Done by the claim before")
+			mustIs(t, db.JobStore().Reschedule(ctx, held, t0, "late"), wallet.ErrNotFound, "Reschedule by the claim before")
+			if !staleAfterNewClaim {
+				anew = claimOne(t, db, t0, 1)
+			} else if jobs := claim(t, db, t0.Add(time.Second)); len(jobs) != 0 {
+				t.Fatalf("the job left the new run's claim: %+v", jobs)
+			}
+			if anew.ID != j.ID {
+				t.Errorf("claimed job %s, want the one job of its kind and reference, %s", anew.ID, j.ID)
+			}
+			mustNil(t, db.JobStore().Done(ctx, anew, t0), "Done by the new run")
+		})
+	}
 }
