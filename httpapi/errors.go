@@ -67,10 +67,13 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	)
 	switch {
 	case errors.As(err, &de):
-		if (de.Code == wallet.CodeUnavailable || de.Code == wallet.CodeInternal) && err.Error() != de.Error() {
-			// The error carries a cause the answer leaves out (SBP down, say);
-			// the operator needs it.
+		// The error may carry a cause the answer leaves out (SBP down, say);
+		// the operator needs it.
+		switch cause := err.Error() != de.Error(); {
+		case cause && de.Code == wallet.CodeUnavailable:
 			s.log.LogAttrs(r.Context(), slog.LevelWarn, "dependency unavailable", slog.String("error", err.Error()))
+		case cause && de.Code == wallet.CodeInternal:
+			s.log.LogAttrs(r.Context(), slog.LevelError, "internal error", slog.String("error", err.Error()))
 		}
 	case errors.As(err, &rl):
 		w.Header().Set("Retry-After", retryAfterSeconds(rl.retryAfter))
@@ -89,14 +92,14 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		s.log.LogAttrs(r.Context(), slog.LevelError, "internal error", slog.String("error", err.Error()))
 		de = wallet.Fail(wallet.CodeInternal)
 	}
-	if info, ok := r.Context().Value(requestInfoKey).(*requestInfo); ok {
-		info.code = string(de.Code)
-	}
 	status, ok := statusOf[de.Code]
 	if !ok {
 		// A code without a status is this program's fault, not the partner's.
 		s.log.LogAttrs(r.Context(), slog.LevelError, "no HTTP status for code", slog.String("code", string(de.Code)))
-		status = http.StatusInternalServerError
+		de, status = wallet.Fail(wallet.CodeInternal), http.StatusInternalServerError
+	}
+	if info, ok := r.Context().Value(requestInfoKey).(*requestInfo); ok {
+		info.code = string(de.Code)
 	}
 	body := errorBody{Code: de.Code, Message: de.Message, FieldErrors: de.Fields}
 	if body.FieldErrors == nil {

@@ -43,14 +43,16 @@ func validKey(k string) bool {
 }
 
 // requestHash identifies "the same request": method, path and body, with JSON
-// whitespace ignored so a re-encoded body still matches, and the withdrawal
-// path's two spellings taken as one.
+// whitespace ignored so a re-encoded body still matches, and the path as the
+// router reads it: its UUIDs in either case, the withdrawal path's two
+// spellings as one. (The routes' own words are lower case: a path that
+// differs from them in case never gets here.)
 func requestHash(r *http.Request, body []byte) []byte {
 	var compact bytes.Buffer
 	if json.Compact(&compact, body) == nil {
 		body = compact.Bytes()
 	}
-	path := r.URL.Path
+	path := strings.ToLower(r.URL.Path)
 	if rest, ok := strings.CutSuffix(path, "/withdrawal"); ok {
 		path = rest + "/wifhdrawal"
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -117,7 +118,7 @@ func TestRequestHash(t *testing.T) {
 		{"members in another order", http.MethodPost, w + "/wifhdrawal", `{"amount":"5.00","bankIdentifier":"100000000111"}`, false},
 		{"another wallet", http.MethodPost, w[:len(w)-1] + "2/wifhdrawal", `{"bankIdentifier":"100000000111","amount":"5.00"}`, false},
 		{"another endpoint", http.MethodPost, w + "/refill", `{"bankIdentifier":"100000000111","amount":"5.00"}`, false},
-		{"a path merely ending alike", http.MethodPost, w + "/refill/withdrawal", `{"bankIdentifier":"100000000111","amount":"5.00"}`, false},
+		{"the wallet id in upper case", http.MethodPost, "/api/wallet/v1/account/" + strings.ToUpper(w[len("/api/wallet/v1/account/"):]) + "/wifhdrawal", `{"bankIdentifier":"100000000111","amount":"5.00"}`, true},
 	}
 	for _, tt := range tests {
 		if got := bytes.Equal(hash(tt.method, tt.path, tt.body), base); got != tt.same {

@@ -30,8 +30,8 @@ func (r AuditReport) Summary() string {
 		r.InWallets, r.InTSPs, r.InTransit, r.ToppedUp, r.PaidOut)
 }
 
-// auditCheck is one invariant: a query whose every row is a violation, an id
-// and two numbers that collect reports under the check's name.
+// auditCheck is one invariant: a query whose every row is a violation (an
+// id and two numbers), reported under the check's name.
 type auditCheck struct {
 	name  string
 	query string
