@@ -240,11 +240,14 @@ func (s *Service) Refresh(ctx context.Context, clientID, secret, refreshToken st
 		return Pair{}, err
 	}
 	err = s.store.Rotate(ctx, hash, now, tokens...)
-	if errors.Is(err, ErrAlreadyUsed) {
+	switch {
+	case errors.Is(err, ErrAlreadyUsed):
 		// Lost a race with another exchange of the same token: that is reuse too.
 		return Pair{}, s.reuse(ctx, g.FamilyID, now)
-	}
-	if err != nil {
+	case errors.Is(err, ErrNotFound):
+		// Revoked since it was read (its family's reuse was detected meanwhile).
+		return Pair{}, invalid
+	case err != nil:
 		return Pair{}, err
 	}
 	return pair, nil

@@ -213,10 +213,25 @@ func (s authStore) Rotate(ctx context.Context, refreshHash []byte, usedAt time.T
 	})
 }
 
+// RevokeFamily revokes every token of a family, those a rotation running at
+// the same moment adds included. On PostgreSQL one UPDATE is not enough: at
+// READ COMMITTED it waits for the rotation holding the exchanged token's row,
+// then revokes that row but never sees the two tokens the rotation inserted
+// beside it, and a thief's fresh pair would live on. So the family's rows are
+// locked first, which waits such a rotation out, and the UPDATE, a statement
+// of its own, sees what it committed. A rotation that comes later finds its
+// token revoked. (SQLite's writer runs one transaction at a time.)
 func (s authStore) RevokeFamily(ctx context.Context, familyID uuid.UUID, at time.Time) error {
-	_, err := s.db.exec(ctx,
-		`UPDATE oauth_tokens SET revoked_at = $1 WHERE family_id = $2 AND revoked_at IS NULL`, micros(at), familyID)
-	return err
+	return s.db.inTx(ctx, s.db.write, nil, func(ctx context.Context, tx *sql.Tx) error {
+		if lock := s.db.eng.forUpdate; lock != "" {
+			if _, err := tx.ExecContext(ctx, `SELECT 1 FROM oauth_tokens WHERE family_id = $1`+lock, familyID); err != nil {
+				return err
+			}
+		}
+		_, err := tx.ExecContext(ctx,
+			`UPDATE oauth_tokens SET revoked_at = $1 WHERE family_id = $2 AND revoked_at IS NULL`, micros(at), familyID)
+		return err
+	})
 }
 
 func (s authStore) RevokeToken(ctx context.Context, hash []byte, at time.Time) error {
