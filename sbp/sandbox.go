@@ -43,6 +43,9 @@ func newQRCID() (string, error) {
 	return string(b), nil
 }
 
+// PayoutsAvailable: the sandbox pays out everything it is given.
+func (s *Sandbox) PayoutsAvailable() error { return nil }
+
 // IssueTopUp returns a link {publicURL}/sandbox/sbp/{qrcId}?type=02&sum={kopecks}&cur=RUB.
 func (s *Sandbox) IssueTopUp(_ context.Context, order wallet.TopUpOrder) (wallet.TopUpLink, error) {
 	id, err := newQRCID()
@@ -67,7 +70,8 @@ func (s *Sandbox) Payout(_ context.Context, order wallet.PayoutOrder) (wallet.Pa
 }
 
 // Unconfigured is the gateway when the sandbox is off and no provider adapter is
-// configured: top-ups and payouts fail as unavailable instead of pretending.
+// configured: top-ups and withdrawals are refused as unavailable instead of
+// pretending.
 type Unconfigured struct{}
 
 var errNoProvider = fmt.Errorf("no SBP provider is configured (start with --sandbox=true or configure a provider)")
@@ -77,7 +81,13 @@ func (Unconfigured) IssueTopUp(context.Context, wallet.TopUpOrder) (wallet.TopUp
 	return wallet.TopUpLink{}, errNoProvider
 }
 
-// Payout always fails; the job retries until a provider is configured.
+// PayoutsAvailable refuses new withdrawals.
+func (Unconfigured) PayoutsAvailable() error { return errNoProvider }
+
+// Payout fails, and the job retries until a provider is configured. A payout
+// still pending here was accepted under another configuration and may have
+// been sent: only its provider can say it failed, so its money stays held
+// (walletd_operations_pending_oldest_seconds shows it).
 func (Unconfigured) Payout(context.Context, wallet.PayoutOrder) (wallet.PayoutResult, error) {
 	return wallet.PayoutResult{}, errNoProvider
 }

@@ -506,7 +506,8 @@ func (s *Service) Refund(ctx context.Context, partnerID, walletID, token uuid.UU
 
 // Withdraw holds amount at once as a PENDING DEBIT and sends the payout in the
 // background. Errors: WALLET_NOT_FOUND, WALLET_CLOSED, BANK_NOT_FOUND,
-// OPERATION_DISABLED, LIMIT_EXCEEDED, INSUFFICIENT_FUNDS, IDEMPOTENCY_KEY_REUSED.
+// OPERATION_DISABLED, LIMIT_EXCEEDED, INSUFFICIENT_FUNDS, IDEMPOTENCY_KEY_REUSED,
+// UNAVAILABLE (no SBP provider to pay it out).
 func (s *Service) Withdraw(ctx context.Context, partnerID, walletID uuid.UUID, bankID string, amount money.Amount, idemKey string) (Operation, error) {
 	if err := checkAmount(amount); err != nil {
 		return Operation{}, err
@@ -527,6 +528,9 @@ func (s *Service) Withdraw(ctx context.Context, partnerID, walletID uuid.UUID, b
 		if err := s.limitsOf(w, sc.Overrides, sc.Usage).spend(Debit, amount); err != nil {
 			return Operation{}, err
 		}
+		if err := s.sbp.PayoutsAvailable(); err != nil {
+			return Operation{}, fmt.Errorf("%w: %w", Fail(CodeUnavailable), err)
+		}
 		op := Operation{
 			ID: id, WalletID: w.ID, PartnerID: partnerID, Type: Debit, Status: Pending, Amount: amount,
 			BankID: bankID, IdemKey: idemKey, Description: "Вывод в банк: " + bank, Month: month, CreatedAt: now,
@@ -544,9 +548,15 @@ func (s *Service) Withdraw(ctx context.Context, partnerID, walletID uuid.UUID, b
 	})
 }
 
+// payoutPollDelay is how long to wait before asking again about a payout the
+// provider reports in progress without saying when to ask.
+const payoutPollDelay = 10 * time.Second
+
 // ProcessPayout is the background work of a withdrawal: it asks the SBP side to
 // pay out and records the outcome once. It returns when to ask again while the
-// payout is in progress.
+// payout is in progress. Only an explicit PayoutFailed returns the held money:
+// a status it does not know is an error, so the job retries with backoff and
+// the money stays held, since the payout may have been sent.
 func (s *Service) ProcessPayout(ctx context.Context, opID uuid.UUID) (time.Time, error) {
 	var op Operation
 	err := s.store.View(ctx, func(ctx context.Context, tx Tx) error {
@@ -564,10 +574,21 @@ func (s *Service) ProcessPayout(ctx context.Context, opID uuid.UUID) (time.Time,
 	if err != nil {
 		return time.Time{}, err
 	}
-	if res.Status == PayoutInProgress {
+	switch res.Status {
+	case PayoutInProgress:
+		// A zero time would mark the job done and leave the operation
+		// PENDING for ever.
+		if res.RetryAt.IsZero() {
+			return s.now().Add(payoutPollDelay), nil
+		}
 		return res.RetryAt, nil
+	case PayoutSucceeded:
+		return time.Time{}, s.finishPayout(ctx, op, true)
+	case PayoutFailed:
+		return time.Time{}, s.finishPayout(ctx, op, false)
+	default:
+		return time.Time{}, fmt.Errorf("payout of operation %s: unknown payout status %d", op.ID, res.Status)
 	}
-	return time.Time{}, s.finishPayout(ctx, op, res.Status == PayoutSucceeded)
 }
 
 // finishPayout records a payout's outcome on op, read before the payout was

@@ -18,6 +18,11 @@ type SBP interface {
 	// Payout sends (or checks) the payout of a withdrawal. It must be idempotent
 	// by operation id: it is called again after crashes and retries.
 	Payout(ctx context.Context, order PayoutOrder) (PayoutResult, error)
+	// PayoutsAvailable reports whether a withdrawal accepted now could be paid
+	// out: an error refuses it as UNAVAILABLE rather than holding its money for
+	// a payout nobody can send. It answers from configuration, without I/O, as
+	// a withdrawal's transaction asks it.
+	PayoutsAvailable() error
 }
 
 // TopUpOrder asks for a top-up link.

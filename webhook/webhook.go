@@ -96,7 +96,7 @@ type Body struct {
 
 // Config tunes a Deliverer.
 type Config struct {
-	Client   *http.Client     // 10 s timeout when nil
+	Client   *http.Client     // 5 s timeout when nil; redirects are never followed
 	Location *time.Location   // protocol times
 	Window   time.Duration    // how long to keep retrying; 24 h when zero
 	Now      func() time.Time // time.Now when nil
@@ -127,6 +127,13 @@ func NewDeliverer(store Store, cfg Config) *Deliverer {
 		// failed rather than a job that timed out.
 		d.client = &http.Client{Timeout: 5 * time.Second}
 	}
+	// A redirect is never followed: a 302 would GET the target without the
+	// body (and its 200 would count as delivered), a 307 would re-send the
+	// signed body to another host. The 3xx answer is a failed attempt. The
+	// caller's client is copied, not changed.
+	c := *d.client
+	c.CheckRedirect = noRedirect
+	d.client = &c
 	if d.loc == nil {
 		d.loc = time.UTC
 	}
@@ -235,6 +242,9 @@ func (d *Deliverer) post(ctx context.Context, target Target, body []byte, now ti
 	a.StatusCode = resp.StatusCode
 	return a
 }
+
+// noRedirect makes the client return a redirect answer as it is.
+func noRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 
 // backoff is 1 s, 2 s, 4 s, ... capped at one hour between attempts.
 func backoff(attempt int) time.Duration {
