@@ -47,9 +47,9 @@ type App struct {
 	Auth    *auth.Service
 	Handler http.Handler
 
-	db     *store.DB
-	runner *jobs.Runner
-	log    *slog.Logger
+	db      *store.DB
+	runners []*jobs.Runner // the kinds of work apart (see New)
+	log     *slog.Logger
 }
 
 // New wires an App over cfg.DB (already migrated).
@@ -103,11 +103,16 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	hooks := webhook.NewDeliverer(cfg.DB.WebhookStore(), webhook.Config{
 		Location: a.Wallets.Location(), Logger: cfg.Logger, Observe: m.observeWebhook,
 	})
-	a.runner = jobs.NewRunner(cfg.DB.JobStore(), map[string]jobs.Handler{
-		wallet.JobExpireTopUp: a.Wallets.ExpireTopUp,
-		wallet.JobPayout:      a.Wallets.ProcessPayout,
-		wallet.JobWebhook:     hooks.Deliver,
-	}, cfg.Logger)
+	a.runners = []*jobs.Runner{
+		jobs.NewRunner(cfg.DB.JobStore(), map[string]jobs.Handler{
+			wallet.JobExpireTopUp: a.Wallets.ExpireTopUp,
+			wallet.JobPayout:      a.Wallets.ProcessPayout,
+		}, cfg.Logger),
+		// Deliveries wait on partners' receivers, up to their timeout each:
+		// on a runner of their own, a receiver that is down holds up no
+		// payout or expiry.
+		jobs.NewRunner(cfg.DB.JobStore(), map[string]jobs.Handler{wallet.JobWebhook: hooks.Deliver}, cfg.Logger),
+	}
 	return a, nil
 }
 
@@ -121,20 +126,37 @@ func (a *App) Background(ctx context.Context) (wait func()) {
 		}
 	}
 	var wg sync.WaitGroup
-	wg.Go(func() { _ = a.runner.Run(ctx) })
-	wg.Go(func() { a.purgeIdempotency(ctx) })
+	for _, r := range a.runners {
+		wg.Go(func() { _ = r.Run(ctx) })
+	}
+	wg.Go(func() { a.housekeeping(ctx) })
 	return wg.Wait
 }
 
-// purgeIdempotency drops Idempotency-Key records past their window, hourly.
-func (a *App) purgeIdempotency(ctx context.Context) {
+// expiredTokensKept is how long expired OAuth tokens stay before they are
+// purged: a day in which an operator can still look at them.
+const expiredTokensKept = 24 * time.Hour
+
+// housekeeping drops, hourly, Idempotency-Key records past their window and
+// OAuth tokens long expired. Several nodes may do it at once: a row deleted
+// twice is deleted once.
+func (a *App) housekeeping(ctx context.Context) {
 	t := time.NewTicker(time.Hour)
 	defer t.Stop()
 	for {
-		if n, err := a.db.PurgeIdempotency(ctx, time.Now().Add(-idempotency.TTL-time.Hour)); err != nil && ctx.Err() == nil {
-			a.log.Warn("purge idempotency keys", "error", err.Error())
-		} else if n > 0 {
-			a.log.Info("purged idempotency keys", "count", n)
+		now := time.Now()
+		for _, p := range []struct {
+			what  string
+			purge func() (int64, error)
+		}{
+			{"idempotency keys", func() (int64, error) { return a.db.PurgeIdempotency(ctx, now.Add(-idempotency.TTL-time.Hour)) }},
+			{"expired OAuth tokens", func() (int64, error) { return a.db.PurgeTokens(ctx, now.Add(-expiredTokensKept)) }},
+		} {
+			if n, err := p.purge(); err != nil && ctx.Err() == nil {
+				a.log.Warn("purge "+p.what, "error", err.Error())
+			} else if n > 0 {
+				a.log.Info("purged "+p.what, "count", n)
+			}
 		}
 		select {
 		case <-ctx.Done():

@@ -8,6 +8,8 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -18,10 +20,11 @@ import (
 
 // Store is the durable queue.
 type Store interface {
-	NextDue(ctx context.Context) (time.Time, error)
-	// Claim leases due jobs; each claim counts in the job's Attempts and
-	// names itself in its Claim.
-	Claim(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]wallet.Job, error)
+	// NextDue tells when the earliest unfinished job of kinds is due.
+	NextDue(ctx context.Context, kinds []string) (time.Time, error)
+	// Claim leases due jobs of kinds; each claim counts in the job's
+	// Attempts and names itself in its Claim.
+	Claim(ctx context.Context, now time.Time, lease time.Duration, limit int, kinds []string) ([]wallet.Job, error)
 	// Done and Reschedule finish a claimed job. They refuse with
 	// wallet.ErrNotFound when the claim is no longer the job's latest: its
 	// lease ran out and another runner claimed the job, or it was enqueued
@@ -34,10 +37,13 @@ type Store interface {
 // again then (work in progress); an error retries with backoff.
 type Handler func(ctx context.Context, ref uuid.UUID) (retryAt time.Time, err error)
 
-// Runner polls the queue and runs due jobs.
+// Runner polls the queue and runs due jobs of the kinds it has handlers for.
+// Work that may be slow for reasons outside walletd (a partner's webhook
+// receiver) gets a runner of its own, so that it cannot hold up the rest.
 type Runner struct {
 	store    Store
 	handlers map[string]Handler
+	kinds    []string // the handlers' kinds, which alone it claims
 	log      *slog.Logger
 	now      func() time.Time
 	// Poll bounds how long an idle runner sleeps before looking again.
@@ -57,7 +63,7 @@ const DefaultPoll = 500 * time.Millisecond
 // NewRunner returns a runner of the given handlers by job kind.
 func NewRunner(store Store, handlers map[string]Handler, log *slog.Logger) *Runner {
 	return &Runner{
-		store: store, handlers: handlers, log: log, now: time.Now,
+		store: store, handlers: handlers, kinds: slices.Sorted(maps.Keys(handlers)), log: log, now: time.Now,
 		// A claim takes only what runs at once, for a short lease: after a
 		// crash, other nodes wait at most that long for the jobs it held.
 		Poll: DefaultPoll, Lease: 10 * time.Second, Batch: 8, Parallel: 8,
@@ -77,7 +83,7 @@ func (r *Runner) Run(ctx context.Context) error {
 			continue // more may be due
 		}
 		wait := r.Poll
-		if next, err := r.store.NextDue(ctx); err == nil && !next.IsZero() {
+		if next, err := r.store.NextDue(ctx, r.kinds); err == nil && !next.IsZero() {
 			wait = min(max(next.Sub(r.now()), 0), r.Poll)
 		}
 		select {
@@ -97,7 +103,7 @@ func (r *Runner) RunOnce(ctx context.Context) (int, error) {
 	// committed as shutdown begins would otherwise leave its jobs leased, idle
 	// until the lease ends.
 	work := context.WithoutCancel(ctx)
-	jobs, err := r.store.Claim(work, r.now(), r.Lease, r.Batch)
+	jobs, err := r.store.Claim(work, r.now(), r.Lease, r.Batch, r.kinds)
 	if err != nil {
 		return 0, err
 	}
@@ -116,11 +122,7 @@ func (r *Runner) RunOnce(ctx context.Context) (int, error) {
 }
 
 func (r *Runner) run(ctx context.Context, j wallet.Job) error {
-	h, ok := r.handlers[j.Kind]
-	if !ok {
-		r.log.Error("no handler for job", "kind", j.Kind, "job", j.ID)
-		return r.finished(j, r.store.Reschedule(ctx, j, r.now().Add(time.Hour), "no handler for kind "+j.Kind))
-	}
+	h := r.handlers[j.Kind] // claimed by kind: it has one
 	// The handler stops well within the lease, so another runner rarely
 	// claims a job still running; when it does (a claim that waited for a
 	// turn, clocks apart between nodes), the store refuses this run's outcome.

@@ -67,7 +67,7 @@ func TestRunnerOutcomes(t *testing.T) {
 			if n, err := r.RunOnce(context.Background()); n != 1 || err != nil {
 				t.Fatalf("%s: RunOnce = %d, %v; want 1 job", tt.name, n, err)
 			}
-			next, err := db.JobStore().NextDue(context.Background())
+			next, err := db.JobStore().NextDue(context.Background(), []string{"test"})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -95,7 +95,7 @@ func TestRunnerLostLease(t *testing.T) {
 		var log bytes.Buffer
 		r := newTestRunner(db, map[string]Handler{"test": func(ctx context.Context, _ uuid.UUID) (time.Time, error) {
 			var err error
-			other, err = db.JobStore().Claim(ctx, t0.Add(time.Hour), time.Minute, 10) // the other node, once the lease is out
+			other, err = db.JobStore().Claim(ctx, t0.Add(time.Hour), time.Minute, 10, []string{"test"}) // the other node, once the lease is out
 			return time.Time{}, err
 		}}, &log)
 		if n, err := r.RunOnce(context.Background()); n != 1 || err != nil {
@@ -107,7 +107,7 @@ func TestRunnerLostLease(t *testing.T) {
 		if !strings.Contains(log.String(), "claimed again") {
 			t.Errorf("the refused outcome is not logged:\n%s", log.String())
 		}
-		if jobs, err := db.JobStore().Claim(context.Background(), t0.Add(time.Hour+time.Second), time.Minute, 10); err != nil || len(jobs) != 0 {
+		if jobs, err := db.JobStore().Claim(context.Background(), t0.Add(time.Hour+time.Second), time.Minute, 10, []string{"test"}); err != nil || len(jobs) != 0 {
 			t.Fatalf("the job left the other node's claim: %+v, %v", jobs, err)
 		}
 		if err := db.JobStore().Done(context.Background(), other[0], t0.Add(time.Hour)); err != nil {
@@ -134,12 +134,53 @@ func TestRunnerHandlerOutOfTime(t *testing.T) {
 		if n, err := r.RunOnce(context.Background()); n != 1 || err != nil {
 			t.Fatalf("RunOnce = %d, %v; want 1 job and its failure recorded", n, err)
 		}
-		next, err := db.JobStore().NextDue(context.Background())
+		next, err := db.JobStore().NextDue(context.Background(), []string{"test"})
 		if err != nil {
 			t.Fatal(err)
 		}
 		if want := t0.Add(backoff(1)); !next.Equal(want) {
 			t.Errorf("next due %s, want %s (the backoff after one failed attempt)", next.Sub(t0), want.Sub(t0))
+		}
+	})
+}
+
+// TestRunnersApart: a runner claims only the kinds it has handlers for, so
+// work stuck on one kind (deliveries to a receiver that does not answer)
+// holds up no runner of another.
+func TestRunnersApart(t *testing.T) {
+	t.Parallel()
+	storetest.ForEach(t, func(t *testing.T, e storetest.Engine) {
+		t.Parallel()
+		db := storetest.Open(t, e)
+		enqueue(t, db, "slow")
+		enqueue(t, db, "fast")
+		var log bytes.Buffer
+		release, started := make(chan struct{}), make(chan struct{})
+		slow := newTestRunner(db, map[string]Handler{"slow": func(context.Context, uuid.UUID) (time.Time, error) {
+			close(started)
+			<-release
+			return time.Time{}, nil
+		}}, &log)
+		var fastRan atomic.Int32
+		fast := newTestRunner(db, map[string]Handler{"fast": func(context.Context, uuid.UUID) (time.Time, error) {
+			fastRan.Add(1)
+			return time.Time{}, nil
+		}}, &log)
+		slowDone := make(chan error, 1)
+		go func() {
+			_, err := slow.RunOnce(context.Background())
+			slowDone <- err
+		}()
+		<-started
+		if n, err := fast.RunOnce(context.Background()); n != 1 || err != nil || fastRan.Load() != 1 {
+			t.Errorf("fast runner while the slow one is stuck: ran %d (handler %d), %v; want its one job", n, fastRan.Load(), err)
+		}
+		close(release)
+		if err := <-slowDone; err != nil {
+			t.Fatal(err)
+		}
+		if next, err := db.JobStore().NextDue(context.Background(), []string{"slow", "fast"}); err != nil || !next.IsZero() {
+			t.Errorf("after both: next due %v, %v; want nothing left", next, err)
 		}
 	})
 }

@@ -239,3 +239,14 @@ func (s authStore) RevokeToken(ctx context.Context, hash []byte, at time.Time) e
 		`UPDATE oauth_tokens SET revoked_at = $1 WHERE hash = $2 AND revoked_at IS NULL`, micros(at), hash)
 	return err
 }
+
+// PurgeTokens deletes tokens that expired before cutoff (background
+// housekeeping): every client_credentials grant and refresh adds two rows,
+// and past its expiry a token is refused whether its row is there or not.
+func (db *DB) PurgeTokens(ctx context.Context, cutoff time.Time) (int64, error) {
+	res, err := db.exec(ctx, `DELETE FROM oauth_tokens WHERE expires_at < $1`, micros(cutoff))
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}

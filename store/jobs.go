@@ -3,6 +3,8 @@ package store
 import (
 	"context"
 	"database/sql"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/perspektiva/walletd/wallet"
@@ -15,13 +17,29 @@ func (db *DB) JobStore() JobStore { return JobStore{db} }
 // run_at moves to the end of the lease, so a job whose runner died comes due again.
 type JobStore struct{ db *DB }
 
-// NextDue returns when the earliest unfinished job is due (zero when none). It
-// reads from the read pool, so idle polling never takes SQLite's write lock.
-func (s JobStore) NextDue(ctx context.Context) (time.Time, error) {
+// NextDue returns when the earliest unfinished job of kinds is due (zero when
+// none). It reads from the read pool, so idle polling never takes SQLite's
+// write lock.
+func (s JobStore) NextDue(ctx context.Context, kinds []string) (time.Time, error) {
 	var next sql.NullInt64
+	in, args := kindIn(kinds, 1)
 	err := s.db.row(ctx, `SELECT MIN(CASE WHEN lease_until > run_at THEN lease_until ELSE run_at END)
-		FROM jobs WHERE done_at IS NULL`).Scan(&next)
+		FROM jobs WHERE done_at IS NULL AND kind IN (`+in+`)`, args...).Scan(&next)
 	return fromNullMicros(next), err
+}
+
+// kindIn is an IN list of kinds as placeholders numbered from first, and its
+// arguments. A runner's kinds are fixed, so each runner prepares one statement.
+func kindIn(kinds []string, first int) (string, []any) {
+	if len(kinds) == 0 {
+		return "NULL", nil // matches nothing
+	}
+	marks := make([]string, len(kinds))
+	args := make([]any, len(kinds))
+	for i, k := range kinds {
+		marks[i], args[i] = "$"+strconv.Itoa(first+i), k
+	}
+	return strings.Join(marks, ", "), args
 }
 
 // ReleaseClaims frees every claimed job and every Idempotency-Key claim still
@@ -35,17 +53,18 @@ func (s JobStore) ReleaseClaims(ctx context.Context) error {
 	return err
 }
 
-// Claim leases up to limit due jobs until now+lease.
-func (s JobStore) Claim(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]wallet.Job, error) {
+// Claim leases up to limit due jobs of kinds until now+lease.
+func (s JobStore) Claim(ctx context.Context, now time.Time, lease time.Duration, limit int, kinds []string) ([]wallet.Job, error) {
 	var jobs []wallet.Job
+	in, kindArgs := kindIn(kinds, 4)
+	args := append([]any{micros(now.Add(lease)), micros(now), limit}, kindArgs...)
 	err := s.db.inTx(ctx, s.db.write, nil, func(ctx context.Context, tx *sql.Tx) error {
 		jobs = jobs[:0]
 		rows, err := tx.QueryContext(ctx, `UPDATE jobs SET lease_until = $1, attempts = attempts + 1, claims = claims + 1
 			WHERE id IN (SELECT id FROM jobs WHERE done_at IS NULL AND run_at <= $2
-			             AND (lease_until IS NULL OR lease_until <= $2)
+			             AND (lease_until IS NULL OR lease_until <= $2) AND kind IN (`+in+`)
 			             ORDER BY run_at LIMIT $3`+s.db.eng.skipLocked+`)
-			RETURNING id, kind, ref_id, created_at, attempts, claims`,
-			micros(now.Add(lease)), micros(now), limit)
+			RETURNING id, kind, ref_id, created_at, attempts, claims`, args...)
 		if err != nil {
 			return err
 		}

@@ -28,7 +28,7 @@ func runJobs(t *testing.T, open func(t *testing.T) *store.DB) {
 	}
 	claim := func(t *testing.T, db *store.DB, now time.Time) []wallet.Job {
 		t.Helper()
-		jobs, err := db.JobStore().Claim(context.Background(), now, lease, 100)
+		jobs, err := db.JobStore().Claim(context.Background(), now, lease, 100, []string{wallet.JobPayout})
 		mustNil(t, err, "Claim")
 		return jobs
 	}
@@ -51,7 +51,7 @@ func runJobs(t *testing.T, open func(t *testing.T) *store.DB) {
 		got := make([][]wallet.Job, claimers)
 		errs := concurrently(claimers, func(i int) error {
 			var err error
-			got[i], err = db.JobStore().Claim(context.Background(), t0, lease, 10)
+			got[i], err = db.JobStore().Claim(context.Background(), t0, lease, 10, []string{wallet.JobPayout})
 			return err
 		})
 		seen := map[uuid.UUID]int{}
@@ -71,6 +71,39 @@ func runJobs(t *testing.T, open func(t *testing.T) *store.DB) {
 		}
 		if len(seen) != n {
 			t.Errorf("%d claimers took %d distinct jobs, want all %d", claimers, len(seen), n)
+		}
+	})
+
+	// A runner claims and waits for the kinds it runs only, so that one kind
+	// (webhooks to a dead receiver) cannot hold up another (payouts).
+	t.Run("KindsApart", func(t *testing.T) {
+		t.Parallel()
+		ctx := context.Background()
+		db := open(t)
+		payout := enqueue(t, db, newJob())
+		hook := newJob()
+		hook.Kind, hook.RunAt = wallet.JobWebhook, t0.Add(-time.Minute)
+		enqueue(t, db, hook)
+		for _, tt := range []struct {
+			kinds []string
+			want  []wallet.Job
+			due   time.Time
+		}{
+			{[]string{wallet.JobPayout}, []wallet.Job{payout}, t0},
+			{[]string{wallet.JobWebhook}, []wallet.Job{hook}, hook.RunAt},
+			{[]string{wallet.JobExpireTopUp}, nil, time.Time{}},
+			{nil, nil, time.Time{}},
+		} {
+			next, err := db.JobStore().NextDue(ctx, tt.kinds)
+			mustNil(t, err, "NextDue")
+			if !next.Equal(tt.due) {
+				t.Errorf("NextDue(%v) = %v, want %v", tt.kinds, next, tt.due)
+			}
+			jobs, err := db.JobStore().Claim(ctx, t0, lease, 10, tt.kinds)
+			mustNil(t, err, "Claim")
+			if len(jobs) != len(tt.want) || (len(jobs) == 1 && jobs[0].ID != tt.want[0].ID) {
+				t.Errorf("Claim(%v) took %+v, want %+v", tt.kinds, jobs, tt.want)
+			}
 		}
 	})
 
@@ -123,7 +156,7 @@ func runJobs(t *testing.T, open func(t *testing.T) *store.DB) {
 		if jobs := claim(t, db, t0.Add(24*time.Hour)); len(jobs) != 0 {
 			t.Fatalf("a finished job was claimed: %+v", jobs)
 		}
-		next, err := db.JobStore().NextDue(ctx)
+		next, err := db.JobStore().NextDue(ctx, []string{wallet.JobPayout})
 		mustNil(t, err, "NextDue")
 		if !next.IsZero() {
 			t.Errorf("NextDue = %s with every job done, want zero", next)

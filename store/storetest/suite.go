@@ -669,6 +669,22 @@ func runTokens(t *testing.T, open func(t *testing.T) *store.DB) {
 		mustIs(t, err, auth.ErrNotFound, "Grant(unknown)")
 	})
 
+	t.Run("PurgeTokensTakesTheExpiredOnly", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, open)
+		expired, live := b.newToken(t, auth.Refresh, uuid.New()), b.newToken(t, auth.Access, uuid.New())
+		expired.ExpiresAt, live.ExpiresAt = when.Add(-time.Hour), when.Add(time.Hour)
+		mustNil(t, b.auth.InsertTokens(ctx, expired, live), "InsertTokens")
+		n, err := b.db.PurgeTokens(ctx, when)
+		mustNil(t, err, "PurgeTokens")
+		if n != 1 {
+			t.Errorf("PurgeTokens deleted %d tokens, want the one expired", n)
+		}
+		_, err = b.auth.Grant(ctx, expired.Hash)
+		mustIs(t, err, auth.ErrNotFound, "Grant(purged)")
+		b.grant(t, live.Hash, "Grant(live)")
+	})
+
 	t.Run("GrantReflectsStatus", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t, open)
