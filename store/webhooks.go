@@ -19,17 +19,18 @@ type WebhookStore struct{ db *DB }
 
 var _ webhook.Store = WebhookStore{}
 
-const eventColumns = `id, partner_id, type, wallet_id, operation_id, created_at, status, attempts, delivered_at`
+const eventColumns = `id, partner_id, type, wallet_id, operation_id, created_at, status, attempts, delivered_at, replayed_at`
 
 func scanEvent(row scanner) (webhook.Record, error) {
 	var (
-		r         webhook.Record
-		op        uuid.NullUUID
-		created   int64
-		delivered sql.NullInt64
+		r                   webhook.Record
+		op                  uuid.NullUUID
+		created             int64
+		delivered, replayed sql.NullInt64
 	)
-	err := row.Scan(&r.ID, &r.PartnerID, &r.Type, &r.WalletID, &op, &created, &r.Status, &r.Attempts, &delivered)
-	r.OperationID, r.CreatedAt, r.DeliveredAt = op.UUID, fromMicros(created), fromNullMicros(delivered)
+	err := row.Scan(&r.ID, &r.PartnerID, &r.Type, &r.WalletID, &op, &created, &r.Status, &r.Attempts, &delivered, &replayed)
+	r.OperationID, r.CreatedAt = op.UUID, fromMicros(created)
+	r.DeliveredAt, r.ReplayedAt = fromNullMicros(delivered), fromNullMicros(replayed)
 	return r, notFound(err)
 }
 
@@ -111,7 +112,8 @@ func (s WebhookStore) Attempts(ctx context.Context, eventID uuid.UUID) ([]webhoo
 // and its delivery job runs at once.
 func (s WebhookStore) Replay(ctx context.Context, eventID uuid.UUID, now time.Time) error {
 	return s.db.inTx(ctx, s.db.write, nil, func(ctx context.Context, tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE webhook_events SET status = 'PENDING', delivered_at = NULL WHERE id = $1`, eventID)
+		res, err := tx.ExecContext(ctx, `UPDATE webhook_events SET status = 'PENDING', delivered_at = NULL, replayed_at = $2
+			WHERE id = $1`, eventID, micros(now))
 		if err := mustAffect(res, err); err != nil {
 			return err
 		}

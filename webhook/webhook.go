@@ -55,6 +55,7 @@ type Record struct {
 	Status      Status
 	Attempts    int
 	DeliveredAt time.Time
+	ReplayedAt  time.Time // when the operator last asked for it again; zero if never
 }
 
 // Attempt is one delivery try.
@@ -200,7 +201,7 @@ func (d *Deliverer) Deliver(ctx context.Context, eventID uuid.UUID) (time.Time, 
 	switch {
 	case a.StatusCode >= 200 && a.StatusCode < 300:
 		st, settled, next, outcome = Delivered, d.now(), time.Time{}, "delivered"
-	case next.After(rec.CreatedAt.Add(d.window)):
+	case next.After(windowStart(rec).Add(d.window)):
 		st, settled, next, outcome = Failed, d.now(), time.Time{}, "failed"
 	}
 	// One write: the outbox never shows an attempt its event does not count.
@@ -214,6 +215,15 @@ func (d *Deliverer) Deliver(ctx context.Context, eventID uuid.UUID) (time.Time, 
 		d.log.Warn("webhook given up", "event", eventID, "attempts", attempt)
 	}
 	return next, nil
+}
+
+// windowStart is when an event's retry window began: when it was created, or
+// when the operator last asked for it again.
+func windowStart(rec Record) time.Time {
+	if rec.ReplayedAt.After(rec.CreatedAt) {
+		return rec.ReplayedAt
+	}
+	return rec.CreatedAt
 }
 
 func (d *Deliverer) post(ctx context.Context, target Target, body []byte, now time.Time) Attempt {

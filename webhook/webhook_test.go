@@ -364,3 +364,36 @@ func TestOutcomeCountedWhenRecorded(t *testing.T) {
 		t.Fatalf("receiver got %d deliveries, want 2", n)
 	}
 }
+
+// TestReplayStartsANewWindow: an event the operator asks for again, days after
+// it was given up (a partner down since), is retried over a new window, not
+// given up again after one attempt.
+func TestReplayStartsANewWindow(t *testing.T) {
+	t.Parallel()
+	storetest.ForEach(t, func(t *testing.T, e storetest.Engine) {
+		t.Parallel()
+		ctx := context.Background()
+		f := newFixture(t, e, 1000) // the receiver is down
+		w := ok[wallet.Wallet](t)(f.svc.Register(ctx, f.creds.PartnerID, "9001234567", wallet.Elementary))
+		op := ok[wallet.Operation](t)(f.svc.Refill(ctx, f.creds.PartnerID, w.ID, 1000, ""))
+		ok[wallet.Operation](t)(f.svc.ConfirmTopUp(ctx, op.QRCID))
+		recs := ok[[]webhook.Record](t)(f.db.WebhookStore().List(ctx, f.creds.PartnerID, 10))
+		if len(recs) != 1 {
+			t.Fatalf("events = %+v, want one", recs)
+		}
+		id := recs[0].ID
+
+		later := time.Now().Add(48 * time.Hour)
+		hooks := webhook.NewDeliverer(f.db.WebhookStore(), webhook.Config{Now: func() time.Time { return later }})
+		status := func() webhook.Status { return ok[webhook.Record](t)(f.db.WebhookStore().Event(ctx, id)).Status }
+		if next := ok[time.Time](t)(hooks.Deliver(ctx, id)); !next.IsZero() || status() != webhook.Failed {
+			t.Fatalf("two days late: next %v, status %s; want it given up", next, status())
+		}
+		if err := f.db.WebhookStore().Replay(ctx, id, later); err != nil {
+			t.Fatal(err)
+		}
+		if next := ok[time.Time](t)(hooks.Deliver(ctx, id)); next.IsZero() || status() != webhook.Pending {
+			t.Fatalf("replayed, one attempt failed: next %v, status %s; want another attempt to come", next, status())
+		}
+	})
+}
