@@ -24,7 +24,7 @@ func (s *Server) readOAuth(r *http.Request) (oauthRequest, error) {
 	case "application/json":
 		data, err := io.ReadAll(r.Body)
 		if err != nil {
-			return oauthRequest{}, bodyError(err)
+			return oauthRequest{}, oauthBodyError(err, "body could not be read")
 		}
 		var m map[string]any
 		if err := json.Unmarshal(data, &m); err != nil {
@@ -33,7 +33,7 @@ func (s *Server) readOAuth(r *http.Request) (oauthRequest, error) {
 		for k, v := range m {
 			str, ok := v.(string)
 			if !ok {
-				return oauthRequest{}, &auth.Error{Code: auth.InvalidRequest, Description: k + " must be a string"}
+				return oauthRequest{}, &auth.Error{Code: auth.InvalidRequest, Description: "every parameter must be a string"}
 			}
 			params.Set(k, str)
 		}
@@ -41,16 +41,15 @@ func (s *Server) readOAuth(r *http.Request) (oauthRequest, error) {
 		// RFC 6749 section 3.2: parameters in the form body only; a query string
 		// would leave credentials in access logs.
 		if err := r.ParseForm(); err != nil {
-			if bodyErr := bodyError(err); bodyErr != err { //nolint:errorlint // identity check of a rewrap
-				return oauthRequest{}, bodyErr
-			}
-			return oauthRequest{}, &auth.Error{Code: auth.InvalidRequest, Description: "malformed form body"}
+			return oauthRequest{}, oauthBodyError(err, "malformed form body")
 		}
 		params = r.PostForm
 	}
-	for k, vs := range params {
+	// Descriptions are fixed texts: RFC 6749 section 5.2 limits their
+	// characters, and key names are the caller's.
+	for _, vs := range params {
 		if len(vs) > 1 {
-			return oauthRequest{}, &auth.Error{Code: auth.InvalidRequest, Description: k + " is repeated"}
+			return oauthRequest{}, &auth.Error{Code: auth.InvalidRequest, Description: "a parameter is repeated"}
 		}
 	}
 	req := oauthRequest{params: params}
@@ -78,6 +77,16 @@ func bodyError(err error) error {
 		return errTooLarge
 	}
 	return err
+}
+
+// oauthBodyError answers a token or revocation body that could not be read or
+// parsed: an over-long one with the 413 refusal, as every endpoint does, any
+// other with invalid_request and the description.
+func oauthBodyError(err error, description string) error {
+	if bodyErr := bodyError(err); bodyErr != err { //nolint:errorlint // identity check of a rewrap
+		return bodyErr
+	}
+	return &auth.Error{Code: auth.InvalidRequest, Description: description}
 }
 
 type tokenAnswer struct {
@@ -146,35 +155,28 @@ type oauthErrorBody struct {
 	Description string `json:"error_description,omitempty"`
 }
 
-// throttled refuses a client id or an address that failed too often lately.
+// throttled refuses a caller that failed too often lately: from its address,
+// or with this client id from its address.
 func (s *Server) throttled(r *http.Request, req oauthRequest) error {
 	if s.failures == nil {
 		return nil
 	}
-	if blocked, wait := s.failures.blocked(time.Now(), throttleKeys(r, req)...); blocked {
+	if blocked, wait := s.failures.blocked(time.Now(), s.failures.callerOf(r, req.params.Get("client_id"))); blocked {
 		return errRateLimited(wait)
 	}
 	return nil
 }
 
-// throttleKeys are what failures count against: the address, and the client id when given.
-func throttleKeys(r *http.Request, req oauthRequest) []string {
-	keys := []string{addrKey + clientAddress(r)}
-	if id := req.params.Get("client_id"); id != "" {
-		keys = append(keys, clientKey+id)
-	}
-	return keys
-}
-
 // oauthFailure answers in RFC 6749 section 5.2 form; other errors go the usual
-// way. Every refusal counts against the client id and the address.
+// way. Every refusal counts against the address, and against the client id
+// from that address when one was given.
 func (s *Server) oauthFailure(w http.ResponseWriter, r *http.Request, req oauthRequest, err error) error {
 	var oe *auth.Error
 	if !errors.As(err, &oe) {
 		return err
 	}
 	if s.failures != nil {
-		s.failures.fail(time.Now(), throttleKeys(r, req)...)
+		s.failures.fail(time.Now(), s.failures.callerOf(r, req.params.Get("client_id")))
 	}
 	status := http.StatusBadRequest
 	if oe.Code == auth.InvalidClient {

@@ -1,9 +1,10 @@
 package httpapi
 
 import (
+	"crypto/sha256"
 	"math"
-	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"sync"
 	"time"
@@ -17,9 +18,12 @@ type Limits struct {
 	// with bursts of PartnerBurst.
 	PartnerRate  float64
 	PartnerBurst int
-	// ClientFailures and AddressFailures are how many failed token or
-	// revocation requests a client id, or an address, may make per TokenWindow
-	// before it is refused with 429 (0: no limit).
+	// ClientFailures is how many failed token or revocation requests may
+	// name one client id from one address per TokenWindow; AddressFailures is
+	// how many one address may make, whatever the client ids. Beyond either
+	// the caller is refused with 429 (0: no limit). An IPv6 address counts by
+	// its /64. Client ids are public, so failures never count against a client
+	// id alone (see failureThrottle).
 	ClientFailures  int
 	AddressFailures int
 	TokenWindow     time.Duration
@@ -71,15 +75,60 @@ func (p *partnerLimiter) allow(partner string, now time.Time) (bool, time.Durati
 	return true, 0
 }
 
-// failureThrottle counts failed authentications per key (client id, address)
-// in a fixed window; a key over the limit is refused until its window ends.
-// Guessing secrets then costs the window, while a partner that mistyped its
-// secret waits at most that long.
+// failureThrottle counts failed token and revocation requests in fixed windows:
+// per client id and address together (ClientFailures) and per address
+// (AddressFailures). A caller over either limit is refused until that window
+// ends. Guessing secrets then costs the window, while a partner that mistyped
+// its secret waits at most that long.
+//
+// There is no count per client id alone: client ids are not secret, so such a
+// count would let anyone keep a partner from getting or refreshing tokens, and
+// secrets are 256-bit, so it would add nothing against guessing. Someone
+// failing with a partner's client id from elsewhere blocks only themselves.
+//
+// Memory stays bounded whatever callers send: keys have a fixed size (the
+// client id enters as a hash), each count holds at most maxThrottleKeys keys,
+// and a full count takes no new keys until a sweep, at most once a window,
+// drops ended windows. Counting per pair and per address apart keeps a flood of
+// client ids from one address from crowding the addresses out.
 type failureThrottle struct {
-	limits map[string]int // by key prefix: "client:", "addr:"
 	window time.Duration
 	mu     sync.Mutex
-	m      map[string]*failures
+	pairs  failureCount[pairKey]
+	addrs  failureCount[addressKey]
+}
+
+// addressKey is a caller's address in 16 bytes: an IPv4 address as it is, an
+// IPv6 address cut to its /64 (the block one subscriber usually holds, so
+// walking through it buys no fresh counts).
+type addressKey [16]byte
+
+// clientKey is a client id as a throttle key: the first 16 bytes of its
+// SHA-256, so a long id costs no more memory than a short one.
+type clientKey [16]byte
+
+type pairKey struct {
+	addr   addressKey
+	client clientKey
+}
+
+// caller is whom a request's failures count against.
+type caller struct {
+	addr      addressKey
+	client    clientKey
+	hasClient bool // the request named a client id
+}
+
+// maxThrottleKeys bounds the keys of each count (about 10 MB for both).
+const maxThrottleKeys = 100_000
+
+// failureCount counts failures per key in fixed windows.
+type failureCount[K comparable] struct {
+	limit   int // 0: not counted
+	maxKeys int
+	m       map[K]failures
+	swept   time.Time // the last sweep of ended windows
+	sweeps  int       // how many sweeps ran (for the tests)
 }
 
 type failures struct {
@@ -87,92 +136,123 @@ type failures struct {
 	since time.Time
 }
 
-// maxThrottleKeys bounds memory under a flood of distinct keys; old windows are
-// dropped first.
-const maxThrottleKeys = 100_000
-
 func newFailureThrottle(l Limits) *failureThrottle {
-	limits := map[string]int{}
-	if l.ClientFailures > 0 {
-		limits[clientKey] = l.ClientFailures
-	}
-	if l.AddressFailures > 0 {
-		limits[addrKey] = l.AddressFailures
-	}
-	if len(limits) == 0 {
+	if l.ClientFailures <= 0 && l.AddressFailures <= 0 {
 		return nil
 	}
 	w := l.TokenWindow
 	if w <= 0 {
 		w = time.Minute
 	}
-	return &failureThrottle{limits: limits, window: w, m: map[string]*failures{}}
-}
-
-// Key prefixes of the failure throttle.
-const (
-	clientKey = "client:"
-	addrKey   = "addr:"
-)
-
-// limitOf returns the limit for a key by its prefix (0: not limited).
-func (f *failureThrottle) limitOf(key string) int {
-	for prefix, n := range f.limits {
-		if len(key) > len(prefix) && key[:len(prefix)] == prefix {
-			return n
-		}
+	return &failureThrottle{
+		window: w,
+		pairs:  newFailureCount[pairKey](l.ClientFailures),
+		addrs:  newFailureCount[addressKey](l.AddressFailures),
 	}
-	return 0
 }
 
-// blocked says whether any of the keys is over its limit, and for how long.
-func (f *failureThrottle) blocked(now time.Time, keys ...string) (bool, time.Duration) {
+func newFailureCount[K comparable](limit int) failureCount[K] {
+	c := failureCount[K]{limit: max(0, limit), maxKeys: maxThrottleKeys}
+	if c.limit > 0 {
+		c.m = map[K]failures{}
+	}
+	return c
+}
+
+// callerOf is whom a request with this client id ("" when none) counts against.
+func (f *failureThrottle) callerOf(r *http.Request, clientID string) caller {
+	c := caller{addr: addressOf(r.RemoteAddr)}
+	if clientID != "" && f.pairs.limit > 0 {
+		sum := sha256.Sum256([]byte(clientID))
+		c.client, c.hasClient = clientKey(sum[:len(c.client)]), true
+	}
+	return c
+}
+
+func (c caller) pair() pairKey { return pairKey{addr: c.addr, client: c.client} }
+
+// blocked says whether the caller is over a limit, and for how long.
+func (f *failureThrottle) blocked(now time.Time, c caller) (bool, time.Duration) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	var wait time.Duration
-	for _, k := range keys {
-		limit := f.limitOf(k)
-		if limit == 0 {
-			continue
-		}
-		if e, ok := f.m[k]; ok && now.Sub(e.since) < f.window && e.count >= limit {
-			wait = max(wait, e.since.Add(f.window).Sub(now))
-		}
+	wait := f.addrs.wait(c.addr, now, f.window)
+	if c.hasClient {
+		wait = max(wait, f.pairs.wait(c.pair(), now, f.window))
 	}
 	return wait > 0, wait
 }
 
-// fail records a failed attempt for each key.
-func (f *failureThrottle) fail(now time.Time, keys ...string) {
+// fail records a failed request of the caller.
+func (f *failureThrottle) fail(now time.Time, c caller) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if len(f.m) >= maxThrottleKeys {
-		for k, e := range f.m {
-			if now.Sub(e.since) >= f.window {
-				delete(f.m, k)
-			}
-		}
-	}
-	for _, k := range keys {
-		if f.limitOf(k) == 0 {
-			continue
-		}
-		e, ok := f.m[k]
-		if !ok || now.Sub(e.since) >= f.window {
-			e = &failures{since: now}
-			f.m[k] = e
-		}
-		e.count++
+	f.addrs.add(c.addr, now, f.window)
+	if c.hasClient {
+		f.pairs.add(c.pair(), now, f.window)
 	}
 }
 
-// clientAddress is the caller's IP address (the port varies per connection).
-func clientAddress(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
+// wait is how long the key stays over the limit (0: it is not).
+func (c *failureCount[K]) wait(k K, now time.Time, window time.Duration) time.Duration {
+	if c.limit == 0 {
+		return 0
 	}
-	return host
+	if e, ok := c.m[k]; ok && now.Sub(e.since) < window && e.count >= c.limit {
+		return e.since.Add(window).Sub(now)
+	}
+	return 0
+}
+
+// add counts one failure of the key. A new key finds room only while the count
+// is not full; a full count is swept of ended windows at most once a window, so
+// a flood of new keys neither grows the map nor scans it on every failure. Its
+// keys go uncounted meanwhile; the other count still applies to them.
+func (c *failureCount[K]) add(k K, now time.Time, window time.Duration) {
+	if c.limit == 0 {
+		return
+	}
+	e, ok := c.m[k]
+	if !ok && len(c.m) >= c.maxKeys {
+		if now.Sub(c.swept) < window {
+			return
+		}
+		c.sweep(now, window)
+		if len(c.m) >= c.maxKeys {
+			return
+		}
+	}
+	if !ok || now.Sub(e.since) >= window {
+		e = failures{since: now}
+	}
+	e.count++
+	c.m[k] = e
+}
+
+// sweep drops the keys whose window has ended.
+func (c *failureCount[K]) sweep(now time.Time, window time.Duration) {
+	for k, e := range c.m {
+		if now.Sub(e.since) >= window {
+			delete(c.m, k)
+		}
+	}
+	c.swept = now
+	c.sweeps++
+}
+
+// addressOf is the throttle key of a RemoteAddr (the port varies per
+// connection). One that is not an IP address (a Unix socket's) is the zero key.
+func addressOf(remoteAddr string) addressKey {
+	var a netip.Addr
+	if ap, err := netip.ParseAddrPort(remoteAddr); err == nil {
+		a = ap.Addr()
+	} else if a, err = netip.ParseAddr(remoteAddr); err != nil {
+		return addressKey{}
+	}
+	a = a.Unmap().WithZone("")
+	if a.Is6() {
+		a = netip.PrefixFrom(a, 64).Masked().Addr()
+	}
+	return a.As16()
 }
 
 func errRateLimited(d time.Duration) error { return &rateLimited{retryAfter: d} }
