@@ -30,12 +30,14 @@ Start walletd first on a fresh database and give walletbench the same one,
 for example:
   go run ./cmd/walletd serve --db ./bench.db --addr :8080
   go run ./cmd/walletbench --url http://127.0.0.1:8080 --db ./bench.db
+On PostgreSQL walletd serves the sandbox only when asked:
+  go run ./cmd/walletd serve --db postgres://... --addr :8080 --sandbox=true
 
 Setup (timed on its own): creates --partners partners with --tsps TSPs each
 directly in --db, gets their OAuth tokens from walletd, opens --wallets wallets
 (identification 2, IDENTIFIED) spread evenly over the partners and funds each
-with a 50000.00 top-up confirmed through the SBP sandbox (walletd must run with
---sandbox=true, the default).
+with a 50000.00 top-up confirmed through the SBP sandbox (walletd must serve it:
+the default with SQLite; on PostgreSQL start walletd with --sandbox=true).
 
 Run: --concurrency workers for --duration; each picks an operation by --mix for
 a random wallet and calls with the token of that wallet's partner:

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/perspektiva/walletd/api"
+	"github.com/perspektiva/walletd/store"
 	"github.com/perspektiva/walletd/store/storetest"
 )
 
@@ -48,7 +49,8 @@ type testServer struct {
 	A, B   *testPartner
 	client *http.Client
 	getenv func(string) string
-	logs   *syncBuffer
+	logs   *syncBuffer // what serve wrote to stderr
+	out    *syncBuffer // what serve printed on stdout (the demo credentials of a new database)
 
 	mu      sync.Mutex
 	secrets []string // every credential and token seen, which the logs must never contain
@@ -140,7 +142,8 @@ func startServer(t *testing.T, engine storetest.Engine) *testServer {
 // startServerEnv is startServer with environment variables for the program.
 func startServerEnv(t *testing.T, engine storetest.Engine, env map[string]string) *testServer {
 	t.Helper()
-	s := &testServer{DSN: engine.DSN(t), getenv: testEnv(env), logs: &syncBuffer{}}
+	dsn := engine.DSN(t)
+	s := &testServer{DSN: dsn, getenv: testEnv(sandboxEnv(dsn, env)), logs: &syncBuffer{}}
 	s.A = createPartner(t, s.DSN, s.getenv, "A")
 	s.B = createPartner(t, s.DSN, s.getenv, "B")
 	for _, p := range []*testPartner{s.A, s.B} {
@@ -148,6 +151,20 @@ func startServerEnv(t *testing.T, engine storetest.Engine, env map[string]string
 	}
 	s.launch(t)
 	return s
+}
+
+// sandboxEnv is env with WALLET_SANDBOX=true on PostgreSQL, unless env sets
+// it: there the sandbox is off by default (a production setup), and the
+// harness's servers top wallets up through it. On SQLite it is on by default.
+func sandboxEnv(dsn string, env map[string]string) map[string]string {
+	if _, set := env["WALLET_SANDBOX"]; set || !store.IsPostgres(dsn) {
+		return env
+	}
+	out := map[string]string{"WALLET_SANDBOX": "true"}
+	for k, v := range env {
+		out[k] = v
+	}
+	return out
 }
 
 // launch starts `walletd serve` for s on a free port, with s.DSN and s.getenv,
@@ -160,6 +177,9 @@ func (s *testServer) launch(t *testing.T) (stop func()) {
 		// A partner must get its answer, not a redirect to it: show redirects as they are.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
+	if s.out == nil {
+		s.out = &syncBuffer{}
+	}
 	// The port is free when reserved but another process may take it before the
 	// server does; then try another one.
 	for attempt := 1; ; attempt++ {
@@ -167,7 +187,7 @@ func (s *testServer) launch(t *testing.T) (stop func()) {
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
 		go func() {
-			done <- run(ctx, []string{"serve", "--db", s.DSN, "--addr", addr}, s.getenv, io.Discard, s.logs)
+			done <- run(ctx, []string{"serve", "--db", s.DSN, "--addr", addr}, s.getenv, s.out, s.logs)
 		}()
 		s.URL = "http://" + addr
 		exited, err := s.waitHealthy(done, 10*time.Second)

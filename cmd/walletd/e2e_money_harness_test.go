@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/perspektiva/walletd/store"
 	"github.com/perspektiva/walletd/store/storetest"
 )
 
@@ -39,7 +40,7 @@ func startMoneyServer(t *testing.T, e storetest.Engine, env map[string]string) *
 // the test ends and runs as a cleanup otherwise.
 func startMoneyServerOn(t *testing.T, dsn string, a, b *testPartner, env map[string]string) (s *moneyServer, stop func()) {
 	t.Helper()
-	ts := &testServer{DSN: dsn, A: a, B: b, getenv: testEnv(moneyEnv(strings.HasPrefix(dsn, "postgres"), env)), logs: &syncBuffer{}}
+	ts := &testServer{DSN: dsn, A: a, B: b, getenv: testEnv(sandboxEnv(dsn, moneyEnv(store.IsPostgres(dsn), env))), logs: &syncBuffer{}}
 	for _, p := range []*testPartner{a, b} {
 		ts.remember(p.ClientSecret, p.WebhookSecret)
 	}

@@ -26,7 +26,8 @@ Usage:
 
 Every command takes --db (or WALLET_DB): a file path for embedded SQLite
 (default ./wallet.db) or a postgres:// URL. "walletd serve" alone starts on :8080
-with ./wallet.db and the SBP sandbox.
+with ./wallet.db and the SBP sandbox, which is on by default with SQLite only:
+on PostgreSQL it needs --sandbox=true (or WALLET_SANDBOX=true).
 `
 
 // errUsage marks mistakes in the command line (exit code 2).

@@ -17,6 +17,7 @@ import (
 	"github.com/perspektiva/walletd/app"
 	"github.com/perspektiva/walletd/auth"
 	"github.com/perspektiva/walletd/httpapi"
+	"github.com/perspektiva/walletd/store"
 	"github.com/perspektiva/walletd/wallet"
 )
 
@@ -45,15 +46,23 @@ func loadServeConfig(args []string, env envFunc, stderr io.Writer) (serveConfig,
 	fs, dsn := newFlags("serve", env, stderr)
 	addr := fs.String("addr", env.str("WALLET_ADDR", ":8080"), "listen address (WALLET_ADDR)")
 	publicURL := fs.String("public-url", env.str("WALLET_PUBLIC_URL", ""), "base URL partners and clients reach (WALLET_PUBLIC_URL); default http://localhost:PORT")
-	sandboxDefault, err := env.boolean("WALLET_SANDBOX", true)
-	if err != nil {
-		return serveConfig{}, err
+	// The sandbox's default depends on the database, known only once the
+	// flags are parsed: WALLET_SANDBOX, then --sandbox, set it explicitly.
+	var sandbox optionalBool
+	if env("WALLET_SANDBOX") != "" {
+		v, err := env.boolean("WALLET_SANDBOX", false)
+		if err != nil {
+			return serveConfig{}, err
+		}
+		sandbox = optionalBool{value: v, set: true}
 	}
-	sandbox := fs.Bool("sandbox", sandboxDefault, "serve the SBP sandbox (WALLET_SANDBOX)")
+	fs.Var(&sandbox, "sandbox", "serve the SBP sandbox, which credits top-ups without payment (WALLET_SANDBOX); "+
+		"default true with SQLite, false with PostgreSQL")
 	if err := parse(fs, args); err != nil {
 		return serveConfig{}, err
 	}
-	cfg := serveConfig{dsn: *dsn, addr: *addr, publicURL: strings.TrimRight(*publicURL, "/"), sandbox: *sandbox}
+	cfg := serveConfig{dsn: *dsn, addr: *addr, publicURL: strings.TrimRight(*publicURL, "/"), sandbox: sandbox.or(sandboxDefault(*dsn))}
+	var err error
 	if cfg.accessTTL, err = env.duration("WALLET_ACCESS_TOKEN_TTL", 15*time.Minute); err != nil {
 		return cfg, err
 	}
@@ -103,6 +112,10 @@ func serve(ctx context.Context, args []string, env envFunc, stdout, stderr io.Wr
 		return err
 	}
 	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: cfg.logLevel}))
+	if cfg.sandbox && store.IsPostgres(cfg.dsn) {
+		logger.Warn("the SBP sandbox is on with PostgreSQL: anyone may confirm a top-up at POST /sandbox/sbp/{qrcId}/confirm, " +
+			"with no authorisation, and it is credited without any payment; it must not run in production (--sandbox=false)")
+	}
 
 	db, err := openDB(ctx, cfg.dsn, cfg.maxConns)
 	if err != nil {
@@ -131,9 +144,13 @@ func serve(ctx context.Context, args []string, env envFunc, stdout, stderr io.Wr
 		ln.Close()
 		return err
 	}
-	if err := bootstrapDemo(ctx, a.Auth, a.Wallets, cfg.publicURL, stdout); err != nil {
-		ln.Close()
-		return err
+	if cfg.sandbox {
+		// The demo credentials go to stdout, and so to the logs of a
+		// container: only a sandbox setup, whose money is play money, gets them.
+		if err := bootstrapDemo(ctx, a.Auth, a.Wallets, cfg.publicURL, stdout); err != nil {
+			ln.Close()
+			return err
+		}
 	}
 	handler := a.Handler
 	srv := &http.Server{
@@ -203,6 +220,45 @@ func portOf(a net.Addr) string {
 		return "8080"
 	}
 	return port
+}
+
+// sandboxDefault is whether serve runs the SBP sandbox unless told: yes for
+// the embedded SQLite setup, made to try the service out, and no for
+// PostgreSQL, the production setup, where a sandbox left on would let anyone
+// top a wallet up for free.
+func sandboxDefault(dsn string) bool { return !store.IsPostgres(dsn) }
+
+// optionalBool is a boolean flag that knows whether it was given (on the
+// command line or by its environment variable).
+type optionalBool struct {
+	value, set bool
+}
+
+func (b *optionalBool) Set(s string) error {
+	v, err := strconv.ParseBool(s)
+	if err != nil {
+		return err
+	}
+	b.value, b.set = v, true
+	return nil
+}
+
+func (b *optionalBool) String() string {
+	if b == nil || !b.set {
+		return ""
+	}
+	return strconv.FormatBool(b.value)
+}
+
+// IsBoolFlag lets --sandbox stand alone for --sandbox=true.
+func (b *optionalBool) IsBoolFlag() bool { return true }
+
+// or is the value given, else def.
+func (b *optionalBool) or(def bool) bool {
+	if b.set {
+		return b.value
+	}
+	return def
 }
 
 // bootstrapDemo gives a brand-new database a demo partner and TSP and prints

@@ -205,8 +205,10 @@ func newMatrix(t *testing.T, dsn string, v *api.Validator) *matrix {
 	t.Helper()
 	m := &matrix{dsn: dsn, validator: v}
 	m.a, m.b, m.c = m.createPartner(t, "A"), m.createPartner(t, "B"), m.createPartner(t, "C")
-	m.main = serve(t, dsn, "main", map[string]string{"WALLET_SANDBOX_PAYOUT_DELAY": "50ms"})
-	m.shortTTL = serve(t, dsn, "short-ttl", map[string]string{"WALLET_ACCESS_TOKEN_TTL": "1s", "WALLET_SANDBOX_PAYOUT_DELAY": "50ms"})
+	// The wallet of A is topped up through the sandbox, which PostgreSQL does
+	// not serve unless asked.
+	m.main = serve(t, dsn, "main", map[string]string{"WALLET_SANDBOX": "true", "WALLET_SANDBOX_PAYOUT_DELAY": "50ms"})
+	m.shortTTL = serve(t, dsn, "short-ttl", map[string]string{"WALLET_SANDBOX": "true", "WALLET_ACCESS_TOKEN_TTL": "1s", "WALLET_SANDBOX_PAYOUT_DELAY": "50ms"})
 	m.setUpWalletOfA(t)
 	return m
 }

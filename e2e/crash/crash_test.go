@@ -247,6 +247,7 @@ func crashSafety(t *testing.T, e storetest.Engine) {
 	partner := procs.CreatePartner(t, dsn, "Crash partner")
 	tsp := procs.CreateTSP(t, dsn, partner.PartnerID, "Crash TSP")
 	p := procs.Start(t, procs.Options{Name: "walletd-" + e.Name, DSN: dsn, Env: map[string]string{
+		"WALLET_SANDBOX":              "true", // top-ups are confirmed through it; off by default on PostgreSQL
 		"WALLET_SANDBOX_PAYOUT_DELAY": payoutDelay.String(),
 		"WALLET_TOPUP_TTL":            topUpTTL.String(),
 	}})

@@ -69,7 +69,8 @@ func TestDatabaseConnectionLoss(t *testing.T) {
 	// terminations hit them and nothing else: the test's database is a
 	// schema in a database other tests may be using at the same time.
 	app, serveDSN := storetest.WithApplicationName(t, dsn)
-	p := procs.Start(t, procs.Options{Name: "walletd", DSN: serveDSN})
+	// The wallets are funded through the sandbox, off by default on PostgreSQL.
+	p := procs.Start(t, procs.Options{Name: "walletd", DSN: serveDSN, Env: map[string]string{"WALLET_SANDBOX": "true"}})
 	db := procs.OpenDB(t, dsn)
 
 	rec := &recorder{base: http.DefaultTransport}

@@ -65,6 +65,7 @@ func TestTwoNodesOnePostgres(t *testing.T) {
 	partner := procs.CreatePartner(t, dsn, "Scale-out partner")
 	c := &cluster{t: t, dsn: dsn, tsp: procs.CreateTSP(t, dsn, partner.PartnerID, "Scale-out TSP")}
 	env := map[string]string{
+		"WALLET_SANDBOX":              "true", // off by default on PostgreSQL; the nodes confirm top-ups through it
 		"WALLET_SANDBOX_PAYOUT_DELAY": payoutDelay.String(),
 		"WALLET_TOPUP_TTL":            topUpTTL.String(),
 	}

@@ -4,8 +4,9 @@
 //	register a wallet → top up through SBP → pay a TSP → refund part of it →
 //	withdraw to a bank → read the report → final balance.
 //
-// Start a local walletd (it prints a demo partner on its first start, or
-// create one with `walletd partner create` and `walletd tsp create`), then:
+// Start a local walletd (on an SQLite database, the default, it prints a demo
+// partner on its first start; else create one with `walletd partner create`
+// and `walletd tsp create`), then:
 //
 //	export WALLET_PARTNER_ID=… WALLET_CLIENT_ID=… WALLET_CLIENT_SECRET=… WALLET_TSP_ID=…
 //	go run ./examples/quickstart
@@ -14,7 +15,8 @@
 // http://localhost:8080, WALLET_PARTNER_ID, WALLET_CLIENT_ID,
 // WALLET_CLIENT_SECRET, WALLET_TSP_ID) or from the flags of the same names
 // (-url, -partner-id, -client-id, -client-secret, -tsp-id), which win. With
-// the SBP sandbox on (the default of a local walletd) the top-up is confirmed
+// the SBP sandbox on (the default of a local walletd on SQLite; on PostgreSQL
+// walletd serves it only with --sandbox=true) the top-up is confirmed
 // by the program itself; with -sandbox=false it waits for the link to be
 // paid in a bank app.
 package main
