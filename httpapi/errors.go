@@ -69,11 +69,13 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.As(err, &de):
 		// The error may carry a cause the answer leaves out (SBP down, say);
 		// the operator needs it.
-		switch cause := err.Error() != de.Error(); {
-		case cause && de.Code == wallet.CodeUnavailable:
-			s.log.LogAttrs(r.Context(), slog.LevelWarn, "dependency unavailable", slog.String("error", err.Error()))
-		case cause && de.Code == wallet.CodeInternal:
-			s.log.LogAttrs(r.Context(), slog.LevelError, "internal error", slog.String("error", err.Error()))
+		if err.Error() != de.Error() {
+			switch de.Code {
+			case wallet.CodeUnavailable:
+				s.log.LogAttrs(r.Context(), slog.LevelWarn, "dependency unavailable", slog.String("error", err.Error()))
+			case wallet.CodeInternal:
+				s.log.LogAttrs(r.Context(), slog.LevelError, "internal error", slog.String("error", err.Error()))
+			}
 		}
 	case errors.As(err, &rl):
 		w.Header().Set("Retry-After", retryAfterSeconds(rl.retryAfter))

@@ -1,5 +1,5 @@
-// Package jobs runs durable background work: top-up expiries and payouts now,
-// webhook deliveries later. Jobs live in the database, are claimed with leases,
+// Package jobs runs durable background work: top-up expiries, payouts and
+// webhook deliveries. Jobs live in the database, are claimed with leases,
 // and their handlers are idempotent, so a crash at any moment only means the
 // job runs again — never that it is lost or applied twice.
 package jobs
@@ -126,11 +126,15 @@ func (r *Runner) run(ctx context.Context, j wallet.Job) error {
 	// The handler stops well within the lease, so another runner rarely
 	// claims a job still running; when it does (a claim that waited for a
 	// turn, clocks apart between nodes), the store refuses this run's outcome.
-	// The store is told the outcome on ctx: a handler that ran out of time
-	// still gets its backoff recorded.
+	// The store is told the outcome on a context of its own: a handler that
+	// ran out of time still gets its backoff recorded, and a database that
+	// does not answer cannot hold the runner (the job comes due again when
+	// its lease ends).
 	hctx, cancel := context.WithTimeout(ctx, r.Lease*2/3)
 	defer cancel()
 	retryAt, err := h(hctx, j.Ref)
+	ctx, cancelOutcome := context.WithTimeout(ctx, r.Lease/3)
+	defer cancelOutcome()
 	switch {
 	case err != nil:
 		r.log.Warn("job failed", "kind", j.Kind, "job", j.ID, "ref", j.Ref, "attempt", j.Attempts, "error", err.Error())

@@ -222,9 +222,17 @@ func (s authStore) Rotate(ctx context.Context, refreshHash []byte, usedAt time.T
 // of its own, sees what it committed. A rotation that comes later finds its
 // token revoked. (SQLite's writer runs one transaction at a time.)
 func (s authStore) RevokeFamily(ctx context.Context, familyID uuid.UUID, at time.Time) error {
-	return s.db.inTx(ctx, s.db.write, nil, func(ctx context.Context, tx *sql.Tx) error {
-		if lock := s.db.eng.forUpdate; lock != "" {
-			if _, err := tx.ExecContext(ctx, `SELECT 1 FROM oauth_tokens WHERE family_id = $1`+lock, familyID); err != nil {
+	var opts *sql.TxOptions
+	lock := s.db.eng.forUpdate
+	if lock != "" {
+		// The argument above holds at READ COMMITTED, whatever the server's default.
+		opts = &sql.TxOptions{Isolation: sql.LevelReadCommitted}
+	}
+	return s.db.inTx(ctx, s.db.write, opts, func(ctx context.Context, tx *sql.Tx) error {
+		if lock != "" {
+			// In one order, so that two revocations of a family queue.
+			if _, err := tx.ExecContext(ctx, `SELECT 1 FROM oauth_tokens WHERE family_id = $1 AND revoked_at IS NULL
+				ORDER BY hash`+lock, familyID); err != nil {
 				return err
 			}
 		}
@@ -242,11 +250,23 @@ func (s authStore) RevokeToken(ctx context.Context, hash []byte, at time.Time) e
 
 // PurgeTokens deletes tokens that expired before cutoff (background
 // housekeeping): every client_credentials grant and refresh adds two rows,
-// and past its expiry a token is refused whether its row is there or not.
+// and past its expiry a token is refused whether its row is there or not (a
+// used refresh token's reuse is then no longer detected, nor needs to be).
+// It deletes in batches, so that a first purge of a long-lived database does
+// not hold SQLite's one writer, and the money waiting on it, for long.
 func (db *DB) PurgeTokens(ctx context.Context, cutoff time.Time) (int64, error) {
-	res, err := db.exec(ctx, `DELETE FROM oauth_tokens WHERE expires_at < $1`, micros(cutoff))
-	if err != nil {
-		return 0, err
+	const batch = 1000
+	var total int64
+	for {
+		res, err := db.exec(ctx, `DELETE FROM oauth_tokens WHERE hash IN
+			(SELECT hash FROM oauth_tokens WHERE expires_at < $1 LIMIT $2)`, micros(cutoff), batch)
+		if err != nil {
+			return total, err
+		}
+		n, err := res.RowsAffected()
+		total += n
+		if err != nil || n < batch {
+			return total, err
+		}
 	}
-	return res.RowsAffected()
 }

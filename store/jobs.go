@@ -13,8 +13,9 @@ import (
 // JobStore implements jobs.Store on the database.
 func (db *DB) JobStore() JobStore { return JobStore{db} }
 
-// JobStore keeps durable background work. Claims are leases: a claimed job's
-// run_at moves to the end of the lease, so a job whose runner died comes due again.
+// JobStore keeps durable background work. Claims are leases: a claimed job is
+// not due again until its lease_until, so a job whose runner died comes due
+// again then.
 type JobStore struct{ db *DB }
 
 // NextDue returns when the earliest unfinished job of kinds is due (zero when
@@ -87,10 +88,13 @@ func (s JobStore) Claim(ctx context.Context, now time.Time, lease time.Duration,
 
 // Done marks a claimed job finished (jobs.Store). The claim fences it: a
 // runner whose lease ran out cannot finish the job another runner has claimed
-// since, nor a job enqueued again since.
+// since, nor a job enqueued again since. attempts is matched as well, so that
+// the fence holds while older nodes, which count claims in attempts alone,
+// still run beside newer ones.
 func (s JobStore) Done(ctx context.Context, claimed wallet.Job, at time.Time) error {
 	res, err := s.db.exec(ctx, `UPDATE jobs SET done_at = $1, lease_until = NULL
-		WHERE id = $2 AND claims = $3 AND done_at IS NULL`, micros(at), claimed.ID, claimed.Claim)
+		WHERE id = $2 AND claims = $3 AND attempts = $4 AND done_at IS NULL`,
+		micros(at), claimed.ID, claimed.Claim, claimed.Attempts)
 	return mustAffect(res, err)
 }
 
@@ -98,7 +102,8 @@ func (s JobStore) Done(ctx context.Context, claimed wallet.Job, at time.Time) er
 // fenced as Done is.
 func (s JobStore) Reschedule(ctx context.Context, claimed wallet.Job, runAt time.Time, lastError string) error {
 	res, err := s.db.exec(ctx, `UPDATE jobs SET run_at = $1, last_error = $2, lease_until = NULL
-		WHERE id = $3 AND claims = $4 AND done_at IS NULL`, micros(runAt), lastError, claimed.ID, claimed.Claim)
+		WHERE id = $3 AND claims = $4 AND attempts = $5 AND done_at IS NULL`,
+		micros(runAt), lastError, claimed.ID, claimed.Claim, claimed.Attempts)
 	return mustAffect(res, err)
 }
 

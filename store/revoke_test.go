@@ -87,14 +87,16 @@ func TestRevokeFamilyDuringRotation(t *testing.T) {
 	}
 }
 
-// waitForLockWait returns once a session waits for a lock on oauth_tokens.
+// waitForLockWait returns once a session waits for a lock in a statement on a
+// token family: the revocation (the database is shared with other tests).
 func waitForLockWait(t *testing.T, raw *sql.DB) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
 		var n int
 		if err := raw.QueryRowContext(context.Background(), `SELECT COUNT(*) FROM pg_stat_activity
-			WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%oauth_tokens%'`).Scan(&n); err != nil {
+			WHERE datname = current_database() AND wait_event_type = 'Lock'
+			AND query LIKE '%oauth_tokens%family_id%'`).Scan(&n); err != nil {
 			t.Fatal(err)
 		}
 		if n > 0 {

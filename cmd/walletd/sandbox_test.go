@@ -13,7 +13,7 @@ import (
 )
 
 // Tests of the SBP sandbox's default (README "Configuration", PROTOCOL.md
-// section 4.4): on for the embedded SQLite setup, off for PostgreSQL, and
+// section 4.6): on for the embedded SQLite setup, off for PostgreSQL, and
 // whatever --sandbox or WALLET_SANDBOX says when either is given. A sandbox
 // confirms top-ups with no payment behind them and no authorisation, so a
 // production database must not get one, nor the demo partner whose working

@@ -672,15 +672,22 @@ func runTokens(t *testing.T, open func(t *testing.T) *store.DB) {
 	t.Run("PurgeTokensTakesTheExpiredOnly", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t, open)
-		expired, live := b.newToken(t, auth.Refresh, uuid.New()), b.newToken(t, auth.Access, uuid.New())
-		expired.ExpiresAt, live.ExpiresAt = when.Add(-time.Hour), when.Add(time.Hour)
-		mustNil(t, b.auth.InsertTokens(ctx, expired, live), "InsertTokens")
+		live := b.newToken(t, auth.Access, uuid.New())
+		live.ExpiresAt = when.Add(time.Hour)
+		tokens := []auth.Token{live}
+		const expired = 1001 // more than one batch of the purge
+		for range expired {
+			tok := b.newToken(t, auth.Refresh, uuid.New())
+			tok.ExpiresAt = when.Add(-time.Hour)
+			tokens = append(tokens, tok)
+		}
+		mustNil(t, b.auth.InsertTokens(ctx, tokens...), "InsertTokens")
 		n, err := b.db.PurgeTokens(ctx, when)
 		mustNil(t, err, "PurgeTokens")
-		if n != 1 {
-			t.Errorf("PurgeTokens deleted %d tokens, want the one expired", n)
+		if n != expired {
+			t.Errorf("PurgeTokens deleted %d tokens, want the %d expired", n, expired)
 		}
-		_, err = b.auth.Grant(ctx, expired.Hash)
+		_, err = b.auth.Grant(ctx, tokens[1].Hash)
 		mustIs(t, err, auth.ErrNotFound, "Grant(purged)")
 		b.grant(t, live.Hash, "Grant(live)")
 	})
