@@ -130,7 +130,7 @@ func TestRunnerHandlerOutOfTime(t *testing.T) {
 			<-ctx.Done()
 			return time.Time{}, ctx.Err()
 		}}, &log)
-		r.Lease = 150 * time.Millisecond
+		r.Lease = 1500 * time.Millisecond // the handler gives up after 1 s; the outcome has 0.5 s
 		if n, err := r.RunOnce(context.Background()); n != 1 || err != nil {
 			t.Fatalf("RunOnce = %d, %v; want 1 job and its failure recorded", n, err)
 		}
