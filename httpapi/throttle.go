@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -27,6 +28,11 @@ type Limits struct {
 	ClientFailures  int
 	AddressFailures int
 	TokenWindow     time.Duration
+	// TrustedProxies are the reverse proxies in front of walletd. A request
+	// from one of them counts against the address its X-Forwarded-For names:
+	// the right-most one that is not itself a trusted proxy, as addresses to
+	// the left of it are the caller's to write.
+	TrustedProxies []netip.Prefix
 }
 
 // rateLimited answers 429 with the protocol's body and a Retry-After.
@@ -92,10 +98,11 @@ func (p *partnerLimiter) allow(partner string, now time.Time) (bool, time.Durati
 // drops ended windows. Counting per pair and per address apart keeps a flood of
 // client ids from one address from crowding the addresses out.
 type failureThrottle struct {
-	window time.Duration
-	mu     sync.Mutex
-	pairs  failureCount[pairKey]
-	addrs  failureCount[addressKey]
+	window  time.Duration
+	proxies []netip.Prefix // see Limits.TrustedProxies
+	mu      sync.Mutex
+	pairs   failureCount[pairKey]
+	addrs   failureCount[addressKey]
 }
 
 // addressKey is a caller's address in 16 bytes: an IPv4 address as it is, an
@@ -145,9 +152,10 @@ func newFailureThrottle(l Limits) *failureThrottle {
 		w = time.Minute
 	}
 	return &failureThrottle{
-		window: w,
-		pairs:  newFailureCount[pairKey](l.ClientFailures),
-		addrs:  newFailureCount[addressKey](l.AddressFailures),
+		window:  w,
+		proxies: l.TrustedProxies,
+		pairs:   newFailureCount[pairKey](l.ClientFailures),
+		addrs:   newFailureCount[addressKey](l.AddressFailures),
 	}
 }
 
@@ -161,7 +169,7 @@ func newFailureCount[K comparable](limit int) failureCount[K] {
 
 // callerOf is whom a request with this client id ("" when none) counts against.
 func (f *failureThrottle) callerOf(r *http.Request, clientID string) caller {
-	c := caller{addr: addressOf(r.RemoteAddr)}
+	c := caller{addr: keyOf(f.clientAddr(r))}
 	if clientID != "" && f.pairs.limit > 0 {
 		sum := sha256.Sum256([]byte(clientID))
 		c.client, c.hasClient = clientKey(sum[:len(c.client)]), true
@@ -241,18 +249,67 @@ func (c *failureCount[K]) sweep(now time.Time, window time.Duration) {
 
 // addressOf is the throttle key of a RemoteAddr (the port varies per
 // connection). One that is not an IP address (a Unix socket's) is the zero key.
-func addressOf(remoteAddr string) addressKey {
-	var a netip.Addr
+func addressOf(remoteAddr string) addressKey { return keyOf(parseRemote(remoteAddr)) }
+
+// parseRemote reads a connection's address (host:port, or a bare address);
+// the zero Addr when it is neither (a Unix socket).
+func parseRemote(remoteAddr string) netip.Addr {
 	if ap, err := netip.ParseAddrPort(remoteAddr); err == nil {
-		a = ap.Addr()
-	} else if a, err = netip.ParseAddr(remoteAddr); err != nil {
+		return ap.Addr().Unmap().WithZone("")
+	}
+	if a, err := netip.ParseAddr(remoteAddr); err == nil {
+		return a.Unmap().WithZone("")
+	}
+	return netip.Addr{}
+}
+
+// keyOf is the count an address falls in: its own, or its /64 for IPv6.
+func keyOf(a netip.Addr) addressKey {
+	if !a.IsValid() {
 		return addressKey{}
 	}
-	a = a.Unmap().WithZone("")
 	if a.Is6() {
 		a = netip.PrefixFrom(a, 64).Masked().Addr()
 	}
 	return a.As16()
+}
+
+// clientAddr is the address a request counts against: its connection's, or,
+// when that is a trusted proxy, the right-most address of X-Forwarded-For
+// that is not one. A hop that is no address ends the walk at the last
+// trusted one: what lies beyond it cannot be trusted.
+func (f *failureThrottle) clientAddr(r *http.Request) netip.Addr {
+	a := parseRemote(r.RemoteAddr)
+	if !f.trusted(a) {
+		return a
+	}
+	var hops []string
+	for _, v := range r.Header.Values("X-Forwarded-For") {
+		hops = append(hops, strings.Split(v, ",")...)
+	}
+	for i := len(hops) - 1; i >= 0; i-- {
+		h, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+		if err != nil {
+			return a
+		}
+		if h = h.Unmap().WithZone(""); !f.trusted(h) {
+			return h
+		}
+		a = h
+	}
+	return a
+}
+
+func (f *failureThrottle) trusted(a netip.Addr) bool {
+	if !a.IsValid() {
+		return false
+	}
+	for _, p := range f.proxies {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
 }
 
 func errRateLimited(d time.Duration) error { return &rateLimited{retryAfter: d} }

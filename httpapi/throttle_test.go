@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"net/url"
 	"runtime"
 	"strings"
@@ -195,5 +196,44 @@ func TestFailureThrottleFullPairs(t *testing.T) {
 	}
 	if blocked, _ := f.blocked(now, f.callerOf(r, "wc_another")); !blocked {
 		t.Error("the address is not blocked after 3 failures")
+	}
+}
+
+// TestClientAddrBehindProxies: behind trusted proxies a request counts
+// against the address X-Forwarded-For gives, the right-most that is not a
+// trusted proxy; from anywhere else the header is the caller's word and
+// counts for nothing.
+func TestClientAddrBehindProxies(t *testing.T) {
+	t.Parallel()
+	proxies := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("fd00::/8")}
+	tests := []struct {
+		name    string
+		proxies []netip.Prefix
+		remote  string
+		xff     []string
+		want    string
+	}{
+		{"no proxies configured", nil, "10.0.0.1:4000", []string{"203.0.113.7"}, "10.0.0.1"},
+		{"from a trusted proxy", proxies, "10.0.0.1:4000", []string{"203.0.113.7"}, "203.0.113.7"},
+		{"a forged hop left of the real one", proxies, "10.0.0.1:4000", []string{"198.51.100.9, 203.0.113.7"}, "203.0.113.7"},
+		{"through two proxies", proxies, "10.0.0.1:4000", []string{"203.0.113.7, 10.0.0.2"}, "203.0.113.7"},
+		{"over two header lines", proxies, "10.0.0.1:4000", []string{"198.51.100.9", "203.0.113.7"}, "203.0.113.7"},
+		{"from an untrusted address", proxies, "192.0.2.1:4000", []string{"203.0.113.7"}, "192.0.2.1"},
+		{"no header", proxies, "10.0.0.1:4000", nil, "10.0.0.1"},
+		{"a hop that is no address", proxies, "10.0.0.1:4000", []string{"203.0.113.7, unknown"}, "10.0.0.1"},
+		{"only proxies", proxies, "10.0.0.1:4000", []string{"10.0.0.3, 10.0.0.2"}, "10.0.0.3"},
+		{"an IPv6 proxy", proxies, "[fd00::1]:4000", []string{"2001:db8::7"}, "2001:db8::7"},
+		{"an IPv4-mapped hop", proxies, "10.0.0.1:4000", []string{"::ffff:203.0.113.7"}, "203.0.113.7"},
+	}
+	for _, tt := range tests {
+		f := newFailureThrottle(Limits{AddressFailures: 1, TrustedProxies: tt.proxies})
+		r := httptest.NewRequest(http.MethodPost, "/oauth/token", nil)
+		r.RemoteAddr = tt.remote
+		for _, v := range tt.xff {
+			r.Header.Add("X-Forwarded-For", v)
+		}
+		if got := f.clientAddr(r); got != netip.MustParseAddr(tt.want) {
+			t.Errorf("%s: counted against %s, want %s", tt.name, got, tt.want)
+		}
 	}
 }

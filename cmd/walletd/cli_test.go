@@ -192,6 +192,7 @@ func TestCLIServeConfigErrors(t *testing.T) {
 		"bad sandbox":      {"WALLET_SANDBOX": "maybe"},
 		"bad log level":    {"WALLET_LOG_LEVEL": "loud"},
 		"bad max conns":    {"WALLET_DB_MAX_CONNS": "-1"},
+		"bad proxies":      {"WALLET_TRUSTED_PROXIES": "10.0.0.0/8, proxy.internal"},
 	} {
 		if _, _, err := runCmd(t, testEnv(env), "serve", "--db", dsn, "--addr", "127.0.0.1:0"); err == nil {
 			t.Errorf("%s: serve started", name)

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -325,6 +326,30 @@ func loadHTTPLimits(env envFunc) (httpapi.Limits, error) {
 	if l.AddressFailures, err = env.integer("WALLET_TOKEN_FAILURES_PER_ADDRESS", 300); err != nil {
 		return l, err
 	}
-	l.TokenWindow, err = env.duration("WALLET_TOKEN_FAILURE_WINDOW", time.Minute)
+	if l.TokenWindow, err = env.duration("WALLET_TOKEN_FAILURE_WINDOW", time.Minute); err != nil {
+		return l, err
+	}
+	l.TrustedProxies, err = prefixes("WALLET_TRUSTED_PROXIES", env("WALLET_TRUSTED_PROXIES"))
 	return l, err
+}
+
+// prefixes reads a comma-separated list of addresses and CIDR blocks.
+func prefixes(name, list string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for item := range strings.SplitSeq(list, ",") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue
+		}
+		p, err := netip.ParsePrefix(item)
+		if err != nil {
+			a, aerr := netip.ParseAddr(item)
+			if aerr != nil {
+				return nil, fmt.Errorf("%s: %q is neither an address nor a CIDR block", name, item)
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
 }
