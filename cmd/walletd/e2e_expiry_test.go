@@ -104,6 +104,8 @@ func TestE2ESBPUnavailable(t *testing.T) {
 		tok := up.token(t, a)
 		w := up.register(t, tok, phone())
 		up.fund(t, tok, w, "1000")
+		identified := up.register(t, tok, phone(), 2) // may withdraw
+		up.fund(t, tok, identified, "1000")
 		stopUp()
 
 		down, stopDown := startMoneyServerOn(t, dsn, a, b, map[string]string{"WALLET_SANDBOX": "false"})
@@ -140,6 +142,14 @@ func TestE2ESBPUnavailable(t *testing.T) {
 		if got := moneyMonthUsed(down.limits(t, tok, w), "CREDIT"); got != "1000.00" {
 			t.Errorf("CREDIT monthUsed after the refused top-ups: %s, want 1000.00", got)
 		}
+
+		// With no SBP provider a withdrawal could never be paid out: it is
+		// refused, and holds nothing.
+		req, status, header, data := down.send(t, http.MethodPost, moneyAcct(identified)+"/wifhdrawal", tok,
+			map[string]any{"bankIdentifier": sberbank, "amount": rawJSON("100")})
+		validate(t, req, status, header, data)
+		expectError(t, "withdrawal while SBP is down", status, data, http.StatusServiceUnavailable, "UNAVAILABLE")
+		down.expectBalance(t, "after the refused withdrawal", tok, identified, "1000.00")
 
 		// The wallet works for what needs no SBP.
 		paid := down.payOK(t, tok, w, "250.00", a.TSPID)

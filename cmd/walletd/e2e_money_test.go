@@ -1168,6 +1168,47 @@ func moneyIdempotency(t *testing.T, e storetest.Engine) {
 		s.expectBalance(t, "after replays", tokA, w, "1000.00")
 	})
 
+	// PROTOCOL 1: the typo wifhdrawal is canonical and withdrawal its alias;
+	// a wallet id is the same wallet in either case. A retry under the key
+	// may spell the path either way and gets the first answer.
+	c.Run("one withdrawal under either spelling", func(t *testing.T) {
+		w := s.register(t, tokA, phone(), 2)
+		s.fund(t, tokA, w, "1000")
+		key := "withdraw-" + uuid.NewString()
+		status, _, first := s.withdraw(t, tokA, w, sberbank, "100", "Idempotency-Key", key)
+		moneyOK(t, "withdrawal with a key", status, first)
+		body := map[string]any{"bankIdentifier": sberbank, "amount": rawJSON("100")}
+		for _, path := range []string{moneyAcct(w) + "/withdrawal", moneyAcct(strings.ToUpper(w)) + "/wifhdrawal"} {
+			status, hdr, again := s.do(t, http.MethodPost, path, tokA, body, "Idempotency-Key", key)
+			if status != http.StatusOK || string(again) != string(first) || hdr.Get("Idempotent-Replayed") != "true" {
+				t.Errorf("retry at %s: %d %s (replayed %q), want the first answer %s", path, status, again, hdr.Get("Idempotent-Replayed"), first)
+			}
+		}
+		s.expectBalance(t, "after the retries", tokA, w, "900.00")
+	})
+
+	// PROTOCOL 4.7: the same payment again replays its answer and moves no
+	// money, even once the wallet is closed; only new requests meet
+	// WALLET_CLOSED.
+	c.Run("a payment repeated after its wallet closed", func(t *testing.T) {
+		w := s.register(t, tokA, phone())
+		s.fund(t, tokA, w, "100")
+		token := s.initPayment(t, tokA, w)
+		status, _, first := s.pay(t, tokA, w, token, "100", s.A.TSPID)
+		paid := moneyOK(t, "the payment", status, first)
+		status, data := s.closeWallet(t, tokA, w)
+		moneyOK(t, "close", status, data)
+		status, _, again := s.pay(t, tokA, w, token, "100", s.A.TSPID)
+		if ans := moneyOK(t, "the payment again", status, again); ans["operationId"] != paid["operationId"] {
+			t.Errorf("the payment again answered operation %v, want %v", ans["operationId"], paid["operationId"])
+		}
+		status, _, data = s.pay(t, tokA, w, token, "50", s.A.TSPID)
+		expectError(t, "its token for another amount", status, data, http.StatusBadRequest, "TOKEN_INVALID", "token")
+		status, _, data = s.do(t, http.MethodGet, moneyAcct(w)+"/payment/initialization", tokA, nil)
+		expectError(t, "a new payment", status, data, http.StatusBadRequest, "WALLET_CLOSED")
+		s.expectBalance(t, "after the repeats", tokA, w, "0.00")
+	})
+
 	c.Run("concurrent requests under one key", func(t *testing.T) {
 		w := s.register(t, tokA, phone())
 		key := "concurrent-" + uuid.NewString()
