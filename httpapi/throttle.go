@@ -247,10 +247,6 @@ func (c *failureCount[K]) sweep(now time.Time, window time.Duration) {
 	c.sweeps++
 }
 
-// addressOf is the throttle key of a RemoteAddr (the port varies per
-// connection). One that is not an IP address (a Unix socket's) is the zero key.
-func addressOf(remoteAddr string) addressKey { return keyOf(parseRemote(remoteAddr)) }
-
 // parseRemote reads a connection's address (host:port, or a bare address);
 // the zero Addr when it is neither (a Unix socket).
 func parseRemote(remoteAddr string) netip.Addr {

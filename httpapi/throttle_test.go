@@ -237,3 +237,7 @@ func TestClientAddrBehindProxies(t *testing.T) {
 		}
 	}
 }
+
+// addressOf is the throttle key of a RemoteAddr (the port varies per
+// connection). One that is not an IP address (a Unix socket's) is the zero key.
+func addressOf(remoteAddr string) addressKey { return keyOf(parseRemote(remoteAddr)) }

@@ -29,6 +29,10 @@ const (
 	reasonInvalidString = "некорректная строка JSON"
 )
 
+// ReasonTooLarge is the refusal of an amount above Max, for code that checks
+// an amount it already holds in the same words as Parse.
+const ReasonTooLarge = reasonTooLarge
+
 // ParseError says why a protocol amount was refused. Reason is a short
 // Russian text suitable for an API fieldErrors value (e.g. "не более двух
 // знаков после запятой").

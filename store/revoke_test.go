@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/perspektiva/walletd/auth"
-	"github.com/perspektiva/walletd/store"
 	"github.com/perspektiva/walletd/store/storetest"
 )
 
@@ -22,14 +21,7 @@ func TestRevokeFamilyDuringRotation(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	dsn := storetest.PostgresDSN(t)
-	db, err := store.Open(ctx, dsn, store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	if _, err := db.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	db := storetest.Open(t, storetest.Engine{Name: "postgres", DSN: func(testing.TB) string { return dsn }})
 	svc := auth.NewService(db.AuthStore(), auth.Config{})
 	creds, err := svc.CreatePartner(ctx, "Партнёр", "")
 	if err != nil {

@@ -117,7 +117,7 @@ func checkAmount(a money.Amount) error {
 	case a <= 0:
 		return Invalid("amount", "должно быть больше нуля")
 	case a > money.Max:
-		return Invalid("amount", "не более 1 000 000 000.00") // money.Max
+		return Invalid("amount", money.ReasonTooLarge)
 	}
 	return nil
 }

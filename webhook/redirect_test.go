@@ -9,7 +9,6 @@ import (
 	"testing"
 
 	"github.com/perspektiva/walletd/store/storetest"
-	"github.com/perspektiva/walletd/wallet"
 	"github.com/perspektiva/walletd/webhook"
 )
 
@@ -43,16 +42,10 @@ func TestRedirectIsAFailedAttempt(t *testing.T) {
 					t.Fatal(err)
 				}
 
-				w := ok[wallet.Wallet](t)(f.svc.Register(ctx, f.creds.PartnerID, "9001234567", wallet.Elementary))
-				op := ok[wallet.Operation](t)(f.svc.Refill(ctx, f.creds.PartnerID, w.ID, 1000, ""))
-				ok[wallet.Operation](t)(f.svc.DeclineTopUp(ctx, op.QRCID))
-				recs := ok[[]webhook.Record](t)(f.db.WebhookStore().List(ctx, f.creds.PartnerID, 10))
-				if len(recs) != 1 {
-					t.Fatalf("records = %+v, want one", recs)
-				}
+				event := f.oneEvent(t, f.svc.DeclineTopUp)
 
 				hooks := webhook.NewDeliverer(f.db.WebhookStore(), webhook.Config{Client: client.c})
-				next, err := hooks.Deliver(ctx, recs[0].ID)
+				next, err := hooks.Deliver(ctx, event.ID)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -62,11 +55,11 @@ func TestRedirectIsAFailedAttempt(t *testing.T) {
 				if n := elsewhere.Load(); n != 0 {
 					t.Errorf("the redirect target got %d requests, want none", n)
 				}
-				recs = ok[[]webhook.Record](t)(f.db.WebhookStore().List(ctx, f.creds.PartnerID, 10))
+				recs := ok[[]webhook.Record](t)(f.db.WebhookStore().List(ctx, f.creds.PartnerID, 10))
 				if recs[0].Status != webhook.Pending || recs[0].Attempts != 1 {
 					t.Errorf("record = %s after %d attempts, want PENDING after 1", recs[0].Status, recs[0].Attempts)
 				}
-				attempts := ok[[]webhook.Attempt](t)(f.db.WebhookStore().Attempts(ctx, recs[0].ID))
+				attempts := ok[[]webhook.Attempt](t)(f.db.WebhookStore().Attempts(ctx, event.ID))
 				if len(attempts) != 1 || attempts[0].StatusCode != code {
 					t.Errorf("attempts = %+v, want one with status %d", attempts, code)
 				}

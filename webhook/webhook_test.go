@@ -154,6 +154,21 @@ func (f *fixture) drain(t *testing.T, want int) []delivery {
 	return nil
 }
 
+// oneEvent opens a wallet, settles a top-up of it with settle (the service's
+// ConfirmTopUp or DeclineTopUp) and returns the one event that made.
+func (f *fixture) oneEvent(t *testing.T, settle func(context.Context, string) (wallet.Operation, error)) webhook.Record {
+	t.Helper()
+	ctx := context.Background()
+	w := ok[wallet.Wallet](t)(f.svc.Register(ctx, f.creds.PartnerID, "9001234567", wallet.Elementary))
+	op := ok[wallet.Operation](t)(f.svc.Refill(ctx, f.creds.PartnerID, w.ID, 1000, ""))
+	ok[wallet.Operation](t)(settle(ctx, op.QRCID))
+	recs := ok[[]webhook.Record](t)(f.db.WebhookStore().List(ctx, f.creds.PartnerID, 10))
+	if len(recs) != 1 {
+		t.Fatalf("events = %+v, want one", recs)
+	}
+	return recs[0]
+}
+
 // ok fails the test on err; it takes a call's two results directly.
 func ok[T any](t *testing.T) func(T, error) T {
 	return func(v T, err error) T {
@@ -335,27 +350,21 @@ func TestOutcomeCountedWhenRecorded(t *testing.T) {
 	hooks := webhook.NewDeliverer(&failingRecord{Store: f.db.WebhookStore(), fail: 1}, webhook.Config{
 		Observe: func(outcome string) { outcomes = append(outcomes, outcome) },
 	})
-	w := ok[wallet.Wallet](t)(f.svc.Register(ctx, f.creds.PartnerID, "9001234567", wallet.Elementary))
-	op := ok[wallet.Operation](t)(f.svc.Refill(ctx, f.creds.PartnerID, w.ID, 1000, ""))
-	ok[wallet.Operation](t)(f.svc.ConfirmTopUp(ctx, op.QRCID))
-	recs := ok[[]webhook.Record](t)(f.db.WebhookStore().List(ctx, f.creds.PartnerID, 10))
-	if len(recs) != 1 {
-		t.Fatalf("records = %+v, want one", recs)
-	}
+	event := f.oneEvent(t, f.svc.ConfirmTopUp)
 
-	if _, err := hooks.Deliver(ctx, recs[0].ID); err == nil {
+	if _, err := hooks.Deliver(ctx, event.ID); err == nil {
 		t.Fatal("Deliver succeeded though its attempt was not recorded")
 	}
 	if len(outcomes) != 0 {
 		t.Fatalf("outcomes %v counted before anything was recorded", outcomes)
 	}
-	if next, err := hooks.Deliver(ctx, recs[0].ID); err != nil || !next.IsZero() {
+	if next, err := hooks.Deliver(ctx, event.ID); err != nil || !next.IsZero() {
 		t.Fatalf("second Deliver = %v, %v; want settled", next, err)
 	}
 	if len(outcomes) != 1 || outcomes[0] != "delivered" {
 		t.Fatalf("outcomes = %v, want [delivered]", outcomes)
 	}
-	recs = ok[[]webhook.Record](t)(f.db.WebhookStore().List(ctx, f.creds.PartnerID, 10))
+	recs := ok[[]webhook.Record](t)(f.db.WebhookStore().List(ctx, f.creds.PartnerID, 10))
 	if recs[0].Status != webhook.Delivered || recs[0].Attempts != 1 {
 		t.Fatalf("record = %+v, want DELIVERED after 1 recorded attempt", recs[0])
 	}
@@ -374,14 +383,7 @@ func TestReplayStartsANewWindow(t *testing.T) {
 		t.Parallel()
 		ctx := context.Background()
 		f := newFixture(t, e, 1000) // the receiver is down
-		w := ok[wallet.Wallet](t)(f.svc.Register(ctx, f.creds.PartnerID, "9001234567", wallet.Elementary))
-		op := ok[wallet.Operation](t)(f.svc.Refill(ctx, f.creds.PartnerID, w.ID, 1000, ""))
-		ok[wallet.Operation](t)(f.svc.ConfirmTopUp(ctx, op.QRCID))
-		recs := ok[[]webhook.Record](t)(f.db.WebhookStore().List(ctx, f.creds.PartnerID, 10))
-		if len(recs) != 1 {
-			t.Fatalf("events = %+v, want one", recs)
-		}
-		id := recs[0].ID
+		id := f.oneEvent(t, f.svc.ConfirmTopUp).ID
 
 		later := time.Now().Add(48 * time.Hour)
 		hooks := webhook.NewDeliverer(f.db.WebhookStore(), webhook.Config{Now: func() time.Time { return later }})

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -161,9 +162,7 @@ func sandboxEnv(dsn string, env map[string]string) map[string]string {
 		return env
 	}
 	out := map[string]string{"WALLET_SANDBOX": "true"}
-	for k, v := range env {
-		out[k] = v
-	}
+	maps.Copy(out, env)
 	return out
 }
 
