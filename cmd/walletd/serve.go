@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -48,22 +49,23 @@ func loadServeConfig(args []string, env envFunc, stderr io.Writer) (serveConfig,
 	addr := fs.String("addr", env.str("WALLET_ADDR", ":8080"), "listen address (WALLET_ADDR)")
 	publicURL := fs.String("public-url", env.str("WALLET_PUBLIC_URL", ""), "base URL partners and clients reach (WALLET_PUBLIC_URL); default http://localhost:PORT")
 	// The sandbox's default depends on the database, known only once the
-	// flags are parsed: WALLET_SANDBOX, then --sandbox, set it explicitly.
-	var sandbox optionalBool
-	if env("WALLET_SANDBOX") != "" {
-		v, err := env.boolean("WALLET_SANDBOX", false)
-		if err != nil {
-			return serveConfig{}, err
-		}
-		sandbox = optionalBool{value: v, set: true}
+	// flags are parsed; WALLET_SANDBOX, then --sandbox, override it.
+	envGiven := env("WALLET_SANDBOX") != ""
+	envSandbox, err := env.boolean("WALLET_SANDBOX", false)
+	if err != nil {
+		return serveConfig{}, err
 	}
-	fs.Var(&sandbox, "sandbox", "serve the SBP sandbox, which credits top-ups without payment (WALLET_SANDBOX); "+
+	sandbox := fs.Bool("sandbox", envSandbox, "serve the SBP sandbox, which credits top-ups without payment (WALLET_SANDBOX); "+
 		"default true with SQLite, false with PostgreSQL")
 	if err := parse(fs, args); err != nil {
 		return serveConfig{}, err
 	}
-	cfg := serveConfig{dsn: *dsn, addr: *addr, publicURL: strings.TrimRight(*publicURL, "/"), sandbox: sandbox.or(sandboxDefault(*dsn))}
-	var err error
+	given := envGiven
+	fs.Visit(func(f *flag.Flag) { given = given || f.Name == "sandbox" })
+	if !given {
+		*sandbox = sandboxDefault(*dsn)
+	}
+	cfg := serveConfig{dsn: *dsn, addr: *addr, publicURL: strings.TrimRight(*publicURL, "/"), sandbox: *sandbox}
 	if cfg.accessTTL, err = env.duration("WALLET_ACCESS_TOKEN_TTL", 15*time.Minute); err != nil {
 		return cfg, err
 	}
@@ -228,39 +230,6 @@ func portOf(a net.Addr) string {
 // PostgreSQL, the production setup, where a sandbox left on would let anyone
 // top a wallet up for free.
 func sandboxDefault(dsn string) bool { return !store.IsPostgres(dsn) }
-
-// optionalBool is a boolean flag that knows whether it was given (on the
-// command line or by its environment variable).
-type optionalBool struct {
-	value, set bool
-}
-
-func (b *optionalBool) Set(s string) error {
-	v, err := strconv.ParseBool(s)
-	if err != nil {
-		return err
-	}
-	b.value, b.set = v, true
-	return nil
-}
-
-func (b *optionalBool) String() string {
-	if b == nil || !b.set {
-		return ""
-	}
-	return strconv.FormatBool(b.value)
-}
-
-// IsBoolFlag lets --sandbox stand alone for --sandbox=true.
-func (b *optionalBool) IsBoolFlag() bool { return true }
-
-// or is the value given, else def.
-func (b *optionalBool) or(def bool) bool {
-	if b.set {
-		return b.value
-	}
-	return def
-}
 
 // bootstrapDemo gives a brand-new database a demo partner and TSP and prints
 // their credentials once, so a newcomer can call the API at once.
