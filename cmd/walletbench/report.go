@@ -372,13 +372,7 @@ func (res *result) addAgreement(before store.AuditReport, beforeErr error, after
 		a.NotChecked = "the audit after the run failed"
 		return
 	}
-	topUps, payments := run.ops["topup/confirm"], run.ops["payment/pay"]
-	if topUps == nil {
-		topUps = &opStats{}
-	}
-	if payments == nil {
-		payments = &opStats{}
-	}
+	topUps, payments := run.get("topup/confirm"), run.get("payment/pay") // empty when the mix had none
 	a.Checked, a.OK = true, true
 	for _, c := range []struct {
 		name          string
